@@ -1,0 +1,1 @@
+"""Delivery: files on disk (atomic), and later SMTP."""

@@ -1,0 +1,48 @@
+"""Write outputs atomically: a reader or web server never sees half a file."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path, PurePosixPath
+
+from aggregator.errors import DeliveryError
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write `data` to `path` via a temporary file in the same directory and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_outputs(root: Path, files: Mapping[str, bytes]) -> list[str]:
+    """Write every file under `root`; skip files whose bytes are unchanged.
+
+    Returns the relative paths written. A path escaping `root` is a bug in a
+    renderer and refused.
+    """
+    written = []
+    for rel, data in sorted(files.items()):
+        parts = PurePosixPath(rel).parts
+        if not parts or PurePosixPath(rel).is_absolute() or ".." in parts:
+            raise DeliveryError(f"refusing to write outside the output directory: {rel}")
+        target = root.joinpath(*parts)
+        try:
+            if target.is_file() and target.read_bytes() == data:
+                continue
+            write_atomic(target, data)
+        except OSError as e:
+            raise DeliveryError(f"{target}: cannot write: {e.strerror}") from None
+        written.append(rel)
+    return written

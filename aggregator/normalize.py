@@ -1,0 +1,76 @@
+"""RawItem -> Entry: one shape for every source. Pure, no IO.
+
+The guid rule, the canonical link, UTC dates, sanitized HTML with absolute
+links, plain text and the hashes that tell an edit from a re-fetch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+
+from aggregator.errors import NormalizeError
+from aggregator.model import Entry, RawItem
+from aggregator.text import first_words, fold_space, html_to_text, sanitize_html
+from aggregator.urls import canonical_url
+
+#: bump when the hashed fields change, so old hashes are recomputed, not compared
+HASH_VERSION = 1
+
+
+def normalize(item: RawItem, base_url: str, now: datetime) -> Entry:
+    """Normalize one item; `base_url` resolves relative links (feed or page URL)."""
+    content_html = sanitize_html(item.content_html, item.link or base_url)
+    text = html_to_text(content_html)
+    title = fold_space(item.title or "") or first_words(text) or "(untitled)"
+    link = item.link or ""
+    published = _utc(item.published) or _utc(item.updated) or now
+    updated = _utc(item.updated) or published
+    # A feed may claim the future; an entry cannot have been written after now.
+    published = min(published, now)
+    updated = max(min(updated, now), published)
+    guid = item.guid or link or _hash("guid", title, published.isoformat(), text)
+    if not guid:
+        raise NormalizeError(f"{item.location}: entry has no id, link or content")
+    tags = tuple(dict.fromkeys(t for t in (fold_space(t) for t in item.tags) if t))
+    summary = fold_space(item.summary) if item.summary else None
+    return Entry(
+        guid=guid,
+        title=title,
+        link=link,
+        canonical_url=canonical_url(item.canonical_link or link)
+        if (item.canonical_link or link)
+        else "",
+        published=published,
+        updated=updated,
+        author=fold_space(item.author or ""),
+        content_html=content_html,
+        text=text,
+        summary=summary,
+        tags=tags,
+        content_hash=_hash(str(HASH_VERSION), title, link, content_html, summary or "", *tags),
+        fingerprint=text_fingerprint(text),
+    )
+
+
+#: shorter texts ("Link", "Read more") are too common to identify an article
+MIN_FINGERPRINT_CHARS = 80
+
+
+def text_fingerprint(text: str) -> str:
+    """A hash of the whitespace-folded, case-folded text; '' for short text."""
+    folded = fold_space(text).casefold()
+    return _hash("text", folded) if len(folded) >= MIN_FINGERPRINT_CHARS else ""
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def _hash(*parts: str) -> str:
+    return hashlib.sha256(json.dumps(parts, ensure_ascii=False).encode()).hexdigest()[:32]

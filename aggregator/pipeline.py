@@ -1,0 +1,164 @@
+"""The one orchestrator: ingest(), build(), run().
+
+Stages decide; this module moves values between them and the world. Every
+per-item problem becomes a Failure in the report, and the run goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import datetime
+
+from aggregator import dedupe
+from aggregator.config import Config
+from aggregator.deliver.files import write_outputs
+from aggregator.digest import DigestSettings, also_in_names, paginate
+from aggregator.errors import AggregatorError, NormalizeError, SourceError
+from aggregator.model import (
+    BuildReport,
+    Entry,
+    Failure,
+    IngestReport,
+    Page,
+    RawItem,
+    Source,
+    SourceResult,
+)
+from aggregator.normalize import normalize
+from aggregator.render.atom import render_feed
+from aggregator.render.email import render_email
+from aggregator.render.pages import render_pages
+from aggregator.sources import content, feeds
+from aggregator.store import Store
+
+log = logging.getLogger(__name__)
+
+
+def ingest(config: Config, store: Store, now: datetime) -> IngestReport:
+    """Read every source into the store, then dedupe."""
+    results = [_ingest_content(config, store, now)]
+    results += [_ingest_feed(source, store, now) for source in config.feed_sources]
+    links = dedupe.cluster(store.dedupe_candidates())
+    store.replace_dupe_links(links)
+    return IngestReport(results=tuple(results), linked=len(links))
+
+
+def _content_settings(config: Config) -> content.ContentSettings:
+    return content.ContentSettings(
+        dir=config.content.dir,
+        base_url=config.site.base_url,
+        permalink=config.content.permalink,
+        timezone=config.site.tz,
+        author=config.site.author,
+    )
+
+
+def _ingest_content(config: Config, store: Store, now: datetime) -> SourceResult:
+    source = config.content_source
+    source_id = store.ensure_source(source)
+    scan = content.scan(_content_settings(config))
+    published = [i for i in scan.items if not i.draft]
+    batch, failures = _normalize_all(published, source, config.site.base_url, now)
+    failures = list(scan.failures) + failures
+    result = store.upsert_entries(source_id, batch, now)
+    # A post deleted (or turned into a draft) leaves the digest; its row stays.
+    # While any post is unreadable we cannot tell which entry it was, so
+    # nothing is marked gone: a broken file must not hide its last good version.
+    if not failures:
+        store.mark_gone(source_id, {e.guid for e in batch})
+    store.record_check(source_id, now, _summary(failures))
+    return SourceResult(
+        source=source,
+        items=len(batch),
+        new=result.new,
+        changed=result.changed,
+        failures=tuple(failures),
+    )
+
+
+def _ingest_feed(source: Source, store: Store, now: datetime) -> SourceResult:
+    source_id = store.ensure_source(source)
+    try:
+        parsed = feeds.parse(feeds.fetch(source.key))
+    except SourceError as e:
+        failure = Failure(e.location, e.reason)
+        store.record_check(source_id, now, str(failure))
+        return SourceResult(source=source, failures=(failure,))
+    if parsed.warning:
+        log.warning("%s: %s", source.key, parsed.warning)
+    items = [
+        RawItem(**{**i.__dict__, "tags": (*i.tags, *source.tags)}) if source.tags else i
+        for i in parsed.items
+    ]
+    batch, failures = _normalize_all(items, source, source.key, now)
+    result = store.upsert_entries(source_id, batch, now)
+    store.record_check(source_id, now, _summary(failures))
+    return SourceResult(
+        source=source,
+        items=len(batch),
+        new=result.new,
+        changed=result.changed,
+        failures=tuple(failures),
+    )
+
+
+def _normalize_all(
+    items: list[RawItem], source: Source, base_url: str, now: datetime
+) -> tuple[list[Entry], list[Failure]]:
+    batch: list[Entry] = []
+    failures: list[Failure] = []
+    for item in items:
+        try:
+            batch.append(normalize(item, base_url, now))
+        except NormalizeError as e:
+            failures.append(Failure(item.location, str(e)))
+    return batch, failures
+
+
+def _summary(failures: list[Failure]) -> str | None:
+    if not failures:
+        return None
+    first = str(failures[0])
+    return first if len(failures) == 1 else f"{first} (and {len(failures) - 1} more)"
+
+
+def digest_pages(config: Config, store: Store, now: datetime) -> list[Page]:
+    """The digest as pages of entries, newest first, each article once."""
+    visible = store.visible_entries(now, [s.key for s in config.sources])
+    copies = store.duplicates_of([s.id for s in visible])
+    also_in = {s.id: also_in_names(s, copies.get(s.id, [])) for s in visible}
+    d = config.digest
+    settings = DigestSettings(
+        page_size=d.page_size,
+        excerpt_length=d.excerpt_length,
+        lead_count=d.lead_count,
+        lead_excerpt_length=d.lead_excerpt_length,
+        ellipsis=d.ellipsis,
+    )
+    return paginate(visible, also_in, settings)
+
+
+def build(config: Config, store: Store, now: datetime) -> BuildReport:
+    """Render every output from the store and write it atomically."""
+    pages = digest_pages(config, store, now)
+    site = config.site
+    email = render_email(pages[0].entries, site, web_url=site.url(""))
+    outputs = _merge(
+        render_feed(pages, site, now),
+        render_pages(pages, site),
+        {"email.html": email.html.encode("utf-8"), "email.txt": email.text.encode("utf-8")},
+    )
+    written = write_outputs(config.output.dir, outputs)
+    return BuildReport(written=tuple(written))
+
+
+def _merge(*parts: Mapping[str, bytes]) -> dict[str, bytes]:
+    """Join renderers' outputs; two renderers claiming one path is a bug."""
+    merged: dict[str, bytes] = {}
+    for part in parts:
+        for path, data in part.items():
+            if path in merged:
+                raise AggregatorError(f"two outputs claim the same path: {path}")
+            merged[path] = data
+    return merged

@@ -1,0 +1,44 @@
+"""Rendering: the one jinja2 Environment, and the outputs built from it.
+
+Only this package knows templates, feedgen and premailer. Renderers are
+pure: they take digest values and return {relative path: bytes}; writing
+is deliver/'s job.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import cache
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+
+def templates_dir() -> Path:
+    """Templates ship inside the wheel; in a source checkout they sit at the top."""
+    packaged = Path(__file__).resolve().parent.parent / "templates"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parent.parent.parent / "templates"
+
+
+@cache
+def environment() -> Environment:
+    """The jinja2 Environment every renderer uses."""
+    env = Environment(
+        loader=FileSystemLoader(templates_dir()),
+        autoescape=select_autoescape(["html", "xml"], default_for_string=False),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["localdate"] = local_date
+    env.filters["isodate"] = lambda d: d.isoformat()
+    return env
+
+
+def local_date(value: datetime, tz: ZoneInfo) -> str:
+    """A date as readers see it: in the site's timezone, 2026-11-21."""
+    return value.astimezone(tz).strftime("%Y-%m-%d")

@@ -1,0 +1,1 @@
+"""Sources: the content directory and external feeds, each yielding RawItem."""
