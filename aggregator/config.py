@@ -221,6 +221,8 @@ def _read_section(data: dict[str, Any], cls: type[T], where: str, path: Path, ba
         if key not in data:
             if f.default is MISSING and f.default_factory is MISSING:
                 raise ConfigError(f"{path}: missing required key '{where}.{key}'")
+            if hints[f.name] is Path:  # a default path is relative to the config file too
+                values[f.name] = base / str(f.default)
             continue
         values[f.name] = _coerce(data[key], hints[f.name], f"{where}.{key}", path, base)
     return cls(**values)

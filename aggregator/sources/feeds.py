@@ -55,7 +55,9 @@ def fetch(url: str, client: httpx.Client | None = None) -> FetchedFeed:
             body = path.read_bytes()
         except OSError as e:
             raise SourceError(url, f"cannot read feed file: {e.strerror}") from None
-        return FetchedFeed(url, body, {"content-location": url})
+        # feedparser reads the charset from Content-Type; a local file has none,
+        # so say it is XML and let the XML declaration name the encoding.
+        return FetchedFeed(url, body, {"content-location": url, "content-type": "application/xml"})
     if scheme not in ("http", "https"):
         raise SourceError(url, f"unsupported URL scheme {scheme!r} (use http, https or file)")
     own = client is None
@@ -90,6 +92,10 @@ def parse(fetched: FetchedFeed) -> ParsedFeed:
         fetched.body, response_headers=headers, sanitize_html=False, resolve_relative_uris=True
     )
     warning = None
+    if not parsed.version and not parsed.entries:
+        kind = fetched.headers.get("content-type", "").split(";")[0].strip() or "unknown type"
+        hint = "an HTML page" if "html" in kind else kind
+        raise SourceError(fetched.url, f"not a feed: the response is {hint}")
     if parsed.bozo:
         reason = str(parsed.get("bozo_exception", "malformed feed"))
         if not parsed.entries and not parsed.feed:

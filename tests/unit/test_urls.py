@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+import pytest
+
+from aggregator.urls import canonical_url
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("HTTPS://Example.ORG/a/", "https://example.org/a"),
+        ("https://example.org:443/a", "https://example.org/a"),
+        ("http://example.org/a/index.html", "https://example.org/a"),
+        ("https://example.org/a?utm_source=x&b=2&a=1#frag", "https://example.org/a?a=1&b=2"),
+        ("https://example.org/a?fbclid=1&gclid=2&ref=3", "https://example.org/a"),
+    ],
+)
+def test_same_article_same_canonical_url(a: str, b: str) -> None:
+    assert canonical_url(a) == canonical_url(b)
+
+
+def test_different_articles_stay_different() -> None:
+    assert canonical_url("https://example.org/a") != canonical_url("https://example.org/b")
+    assert canonical_url("https://example.org/a?id=1") != canonical_url(
+        "https://example.org/a?id=2"
+    )
+    assert canonical_url("https://example.org:8080/a") != canonical_url("https://example.org/a")
