@@ -26,7 +26,7 @@ def test_readme_gives_two_setup_commands_and_ci_runs_the_test_one() -> None:
 
 
 def test_every_command_has_help_and_is_in_the_readme() -> None:
-    for name, command in cli.commands.items():  # type: ignore[attr-defined]
+    for name, command in cli.commands.items():
         assert command.help, f"aggregator {name} has no help"
         assert "Example:" in command.help, f"aggregator {name} help has no example"
         assert f"aggregator {name}" in README or f"] {name}" in README, f"{name} not in README"
