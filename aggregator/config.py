@@ -70,6 +70,8 @@ class DatabaseConfig:
 @dataclass(frozen=True)
 class OutputConfig:
     dir: Path = Path("public")
+    #: entries per Atom archive document (RFC 5005); fixed once archives exist
+    archive_size: int = 50
 
 
 @dataclass(frozen=True)
@@ -303,6 +305,11 @@ def _check(config: Config) -> None:
     ):
         if v <= 0:
             raise ConfigError(f"{path}: 'digest.{key}' must be greater than 0, not {v}")
+    if config.output.archive_size <= 0:
+        raise ConfigError(
+            f"{path}: 'output.archive_size' must be greater than 0,"
+            f" not {config.output.archive_size}"
+        )
     if d.lead_count < 0:
         raise ConfigError(f"{path}: 'digest.lead_count' must be 0 or more, not {d.lead_count}")
     urls = [f.url for f in config.feeds]

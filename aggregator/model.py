@@ -102,6 +102,17 @@ class StoredEntry:
 
 
 @dataclass(frozen=True)
+class FeedMeta:
+    """What an external feed says about itself, for atom:source in our feeds."""
+
+    #: the feed's own atom:id (or RSS channel link); None when it gives none
+    id: str | None
+    title: str | None
+    #: the feed's web page (its alternate link)
+    link: str | None
+
+
+@dataclass(frozen=True)
 class DupeLink:
     """A decision of dedupe: `entry_id` is a copy of `canonical_id`."""
 

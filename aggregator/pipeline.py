@@ -13,22 +13,33 @@ from datetime import datetime
 from aggregator import dedupe
 from aggregator.config import Config
 from aggregator.deliver.files import write_outputs
-from aggregator.digest import DigestSettings, also_in_names, paginate
+from aggregator.digest import (
+    DigestSettings,
+    also_in_names,
+    feed_entries,
+    feed_history,
+    paginate,
+    tags_of,
+)
 from aggregator.errors import AggregatorError, NormalizeError, SourceError
 from aggregator.model import (
     BuildReport,
     Entry,
     Failure,
+    FeedMeta,
     IngestReport,
     Page,
     RawItem,
     Source,
     SourceResult,
+    StoredEntry,
 )
 from aggregator.normalize import normalize
-from aggregator.render.atom import render_feed
+from aggregator.render.atom import render_feed, render_tag_feeds
 from aggregator.render.email import render_email
+from aggregator.render.jsonfeed import render_json_feed
 from aggregator.render.pages import render_pages
+from aggregator.render.rss import render_rss
 from aggregator.sources import content, feeds
 from aggregator.store import Store
 
@@ -87,6 +98,7 @@ def _ingest_feed(source: Source, store: Store, now: datetime) -> SourceResult:
         return SourceResult(source=source, failures=(failure,))
     if parsed.warning:
         log.warning("%s: %s", source.key, parsed.warning)
+    store.record_feed_meta(source_id, FeedMeta(parsed.feed_id, parsed.title, parsed.link))
     items = [
         RawItem(**{**i.__dict__, "tags": (*i.tags, *source.tags)}) if source.tags else i
         for i in parsed.items
@@ -123,20 +135,54 @@ def _summary(failures: list[Failure]) -> str | None:
     return first if len(failures) == 1 else f"{first} (and {len(failures) - 1} more)"
 
 
-def digest_pages(config: Config, store: Store, now: datetime) -> list[Page]:
-    """The digest as pages of entries, newest first, each article once."""
-    visible = store.visible_entries(now, [s.key for s in config.sources])
-    copies = store.duplicates_of([s.id for s in visible])
-    also_in = {s.id: also_in_names(s, copies.get(s.id, [])) for s in visible}
+def _digest_settings(config: Config) -> DigestSettings:
     d = config.digest
-    settings = DigestSettings(
+    return DigestSettings(
         page_size=d.page_size,
         excerpt_length=d.excerpt_length,
         lead_count=d.lead_count,
         lead_excerpt_length=d.lead_excerpt_length,
         ellipsis=d.ellipsis,
     )
-    return paginate(visible, also_in, settings)
+
+
+def _visible(
+    config: Config, store: Store, now: datetime
+) -> tuple[list[StoredEntry], dict[int, tuple[str, ...]]]:
+    """The entries to show, newest first, each article once; and their "also in"."""
+    visible = store.visible_entries(now, [s.key for s in config.sources])
+    copies = store.duplicates_of([s.id for s in visible])
+    also_in = {s.id: also_in_names(s, copies.get(s.id, [])) for s in visible}
+    return visible, also_in
+
+
+def digest_pages(config: Config, store: Store, now: datetime) -> list[Page]:
+    """The digest as pages of entries, newest first, each article once."""
+    visible, also_in = _visible(config, store, now)
+    return paginate(visible, also_in, _digest_settings(config))
+
+
+def render_site(config: Config, store: Store, now: datetime) -> dict[str, bytes]:
+    """Every feed and web page, as {path under the output dir: bytes}."""
+    visible, also_in = _visible(config, store, now)
+    settings = _digest_settings(config)
+    site = config.site
+    feeds = store.feed_meta()
+    pages = paginate(visible, also_in, settings)
+    history = feed_history(
+        store.entry_slots(), visible, also_in, settings, config.output.archive_size
+    )
+    tags = tags_of(visible)
+    tag_pages = [(t, paginate(t.entries, also_in, settings)) for t in tags]
+    return _merge(
+        render_feed(history, site, feeds),
+        render_rss(history.current, site, feeds),
+        render_json_feed(history.current, site),
+        render_tag_feeds(
+            [(t, feed_entries(t.entries, also_in, settings)) for t in tags], site, feeds
+        ),
+        render_pages(pages, site, tag_pages, settings.lead_count),
+    )
 
 
 def build(config: Config, store: Store, now: datetime) -> BuildReport:
@@ -145,8 +191,7 @@ def build(config: Config, store: Store, now: datetime) -> BuildReport:
     site = config.site
     email = render_email(pages[0].entries, site, web_url=site.url(""))
     outputs = _merge(
-        render_feed(pages, site, now),
-        render_pages(pages, site),
+        render_site(config, store, now),
         {"email.html": email.html.encode("utf-8"), "email.txt": email.text.encode("utf-8")},
     )
     written = write_outputs(config.output.dir, outputs)

@@ -45,6 +45,7 @@ from aggregator.model import (
     DedupeCandidate,
     DupeLink,
     Entry,
+    FeedMeta,
     Source,
     SourceKind,
     SourceStatus,
@@ -81,6 +82,10 @@ sources = Table(
     Column("last_checked", UTCDateTime),
     Column("last_status", String(16), nullable=False, default="never"),
     Column("last_error", Text),
+    #: what an external feed says about itself (FeedMeta), for atom:source
+    Column("feed_id", Text),
+    Column("feed_title", Text),
+    Column("feed_link", Text),
 )
 
 entries = Table(
@@ -340,6 +345,39 @@ class Store:
             for r in conn.execute(q).all():
                 out.setdefault(r.duplicate_of, []).append(_stored(r))
         return out
+
+    def record_feed_meta(self, source_id: int, meta: FeedMeta) -> None:
+        """Remember what an external feed says about itself (its id, title, link)."""
+        with self._tx() as conn:
+            conn.execute(
+                update(sources)
+                .where(sources.c.id == source_id)
+                .values(feed_id=meta.id, feed_title=meta.title, feed_link=meta.link)
+            )
+
+    def feed_meta(self) -> dict[str, FeedMeta]:
+        """FeedMeta of every source that has any, by source key."""
+        q = select(sources.c.key, sources.c.feed_id, sources.c.feed_title, sources.c.feed_link)
+        with self._tx() as conn:
+            return {
+                r.key: FeedMeta(id=r.feed_id, title=r.feed_title, link=r.feed_link)
+                for r in conn.execute(q).all()
+                if r.feed_id or r.feed_title or r.feed_link
+            }
+
+    def entry_slots(self) -> list[int]:
+        """Every entry id ever stored, in arrival order: the feed archives' slots.
+
+        Ordered by first_seen, so entries that arrive later always come last
+        (rows are never deleted, so the list only grows at its end; see
+        digest.feed_history); within one ingest, oldest published first, so
+        a first import archives the history in date order.
+        """
+        q = select(entries.c.id).order_by(
+            entries.c.first_seen, entries.c.published, entries.c.id
+        )
+        with self._tx() as conn:
+            return list(conn.execute(q).scalars())
 
     def entry_count(self) -> int:
         with self._tx() as conn:

@@ -12,6 +12,8 @@ from functools import cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from babel import Locale
+from babel.dates import format_date
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 
@@ -36,9 +38,16 @@ def environment() -> Environment:
     )
     env.filters["localdate"] = local_date
     env.filters["isodate"] = lambda d: d.isoformat()
+    env.filters["longdate"] = long_date
     return env
 
 
 def local_date(value: datetime, tz: ZoneInfo) -> str:
     """A date as readers see it: in the site's timezone, 2026-11-21."""
     return value.astimezone(tz).strftime("%Y-%m-%d")
+
+
+def long_date(value: datetime, tz: ZoneInfo, locale: Locale) -> str:
+    """A date in the site's timezone and language: 2026年11月21日, November 21, 2026."""
+    text: str = format_date(value.astimezone(tz).date(), format="long", locale=locale)
+    return text

@@ -1,20 +1,48 @@
-"""The digest as Atom 1.0 feeds (feedgen).
+"""The digest as Atom 1.0 feeds (feedgen), archived per RFC 5005 section 4.
 
-feed.atom holds the newest page; older pages follow as feed/page-N.atom,
-linked with rel="next".
+feed.atom is the subscription document: the newest entries and a
+rel="prev-archive" link. Older entries sit in archive documents,
+feed/archive-N.atom (1 is the oldest), each marked fh:archive and linked
+prev-archive / next-archive / current, so a reader can backfill the whole
+history. Per-tag feeds are tags/<slug>.atom (not archived).
+
+feedgen 1.0.0 does most of the work; its gaps are filled through its own
+extension mechanism (`_FeedHistory`, `_EntryLinks` below):
+- an entry's `updated` defaults to now(): we always set it, from the entry;
+- entry links lose rel/type/length (a bug in FeedEntry.atom_entry), so every
+  entry link is written by `_EntryLinks` instead of `FeedEntry.link`;
+- atom:source carries only title and link: `_EntryLinks` writes the whole
+  element (id, title, links, updated).
+Nothing in a document depends on the wall clock, so a rebuild with nothing
+new gives byte-identical files.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
 
+from feedgen.ext.base import BaseEntryExtension, BaseExtension
 from feedgen.feed import FeedGenerator
+from lxml import etree
 
 from aggregator import PROJECT_URL, __version__
 from aggregator.config import SiteConfig
-from aggregator.model import DigestEntry, Page, StoredEntry
+from aggregator.digest import FeedHistory, Tag
+from aggregator.model import DigestEntry, FeedMeta, SourceKind, StoredEntry
+
+ATOM_NS = "http://www.w3.org/2005/Atom"
+#: RFC 5005's namespace for fh:archive
+FH_NS = "http://purl.org/syndication/history/1.0"
+ATOM_TYPE = "application/atom+xml"
+#: atom:updated of a document with no entries: fixed, so it never churns
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+FEED_PATH = "feed.atom"
 
 
 def entry_id(stored: StoredEntry) -> str:
@@ -22,55 +50,210 @@ def entry_id(stored: StoredEntry) -> str:
     return uuid.uuid5(uuid.NAMESPACE_URL, f"{stored.source.key}\n{stored.entry.guid}").urn
 
 
-def feed_path(number: int) -> str:
-    """Where page `number` of the Atom feed is written, relative to the output dir."""
-    return "feed.atom" if number == 1 else f"feed/page-{number}.atom"
+def archive_path(number: int) -> str:
+    """Where archive document `number` (1 = oldest) is written."""
+    return f"feed/archive-{number}.atom"
 
 
-def render_feed(pages: Sequence[Page], site: SiteConfig, built: datetime) -> dict[str, bytes]:
-    """Render every page of the Atom feed; return {path: bytes}."""
-    return {feed_path(p.number): _render_page(p, site, built) for p in pages}
+def tag_feed_path(slug: str) -> str:
+    """Where the Atom feed of one tag is written."""
+    return f"tags/{slug}.atom"
 
 
-def _render_page(page: Page, site: SiteConfig, built: datetime) -> bytes:
+def public_url(site: SiteConfig, path: str) -> str:
+    """The absolute URL a file at `path` (relative to the output dir) is served at."""
+    return site.url(quote(path, safe="/"))
+
+
+def tag_page_url(site: SiteConfig, slug: str) -> str:
+    """The canonical URL of a tag's web page."""
+    return public_url(site, f"tags/{slug}/")
+
+
+def render_feed(
+    history: FeedHistory, site: SiteConfig, feeds: Mapping[str, FeedMeta]
+) -> dict[str, bytes]:
+    """Render the subscription document and every archive; return {path: bytes}.
+
+    `feeds` gives each external source's own id, title and link (atom:source).
+    """
+    out: dict[str, bytes] = {}
+    newest = len(history.archives)
+    current_links = [("current", FEED_PATH)]
+    if newest:
+        current_links.append(("prev-archive", archive_path(newest)))
+    out[FEED_PATH] = _document(site, FEED_PATH, site.title, history.current, feeds, current_links)
+    for archive in history.archives:
+        n = archive.number
+        links = [("current", FEED_PATH)]
+        if n > 1:
+            links.append(("prev-archive", archive_path(n - 1)))
+        if n < newest:
+            links.append(("next-archive", archive_path(n + 1)))
+        out[archive_path(n)] = _document(
+            site, archive_path(n), site.title, archive.entries, feeds, links, archive=True
+        )
+    return out
+
+
+def render_tag_feeds(
+    tags: Sequence[tuple[Tag, Sequence[DigestEntry]]],
+    site: SiteConfig,
+    feeds: Mapping[str, FeedMeta],
+) -> dict[str, bytes]:
+    """Render one Atom feed per tag, of the given entries; return {path: bytes}."""
+    out: dict[str, bytes] = {}
+    for tag, entries in tags:
+        path = tag_feed_path(tag.slug)
+        out[path] = _document(
+            site,
+            path,
+            f"{site.title}: {tag.name}",
+            entries,
+            feeds,
+            [],
+            feed_id=public_url(site, path),
+            alternate=tag_page_url(site, tag.slug),
+        )
+    return out
+
+
+def _document(
+    site: SiteConfig,
+    path: str,
+    title: str,
+    entries: Sequence[DigestEntry],
+    feeds: Mapping[str, FeedMeta],
+    links: Sequence[tuple[str, str]],
+    *,
+    archive: bool = False,
+    feed_id: str | None = None,
+    alternate: str | None = None,
+) -> bytes:
     fg = FeedGenerator()
-    fg.id(site.url(""))
-    fg.title(site.title)
+    fg.register_extension("history", _FeedHistory, _EntryLinks, atom=True, rss=False)
+    fg.history.archive = archive
+    # The subscription document and its archives are one logical feed: one id.
+    fg.id(feed_id or site.url(""))
+    fg.title(title)
     fg.subtitle(site.subtitle)
     fg.author({"name": site.author})
     fg.language(site.language)
     fg.generator("aggregator", version=__version__, uri=PROJECT_URL)
-    fg.link(href=site.url(""), rel="alternate", type="text/html")
-    fg.link(href=site.url(feed_path(page.number)), rel="self", type="application/atom+xml")
-    if page.number < page.total:
-        fg.link(
-            href=site.url(feed_path(page.number + 1)),
-            rel="next",
-            type="application/atom+xml",
-        )
-    if page.number > 1:
-        fg.link(href=site.url(feed_path(1)), rel="first", type="application/atom+xml")
+    fg.link(href=alternate or site.url(""), rel="alternate", type="text/html")
+    fg.link(href=public_url(site, path), rel="self", type=ATOM_TYPE)
+    for rel, target in links:
+        fg.link(href=public_url(site, target), rel=rel, type=ATOM_TYPE)
     # atom:updated is the newest entry's update, so an unchanged digest gives the same file.
-    newest = max((d.stored.entry.updated for d in page.entries), default=built)
-    fg.updated(newest)
-    for d in page.entries:
-        _add_entry(fg, d)
+    fg.updated(max((d.stored.entry.updated for d in entries), default=EPOCH))
+    for d in entries:
+        _add_entry(fg, d, site, feeds)
     xml: bytes = fg.atom_str(pretty=True, encoding="UTF-8")
     return xml
 
 
-def _add_entry(fg: FeedGenerator, d: DigestEntry) -> None:
+def _add_entry(
+    fg: FeedGenerator, d: DigestEntry, site: SiteConfig, feeds: Mapping[str, FeedMeta]
+) -> None:
     e = d.stored.entry
+    source = d.stored.source
     fe = fg.add_entry(order="append")
     fe.id(entry_id(d.stored))
     fe.title(e.title)
-    if e.link:
-        fe.link(href=e.link, rel="alternate", type="text/html")
     fe.published(e.published)
     fe.updated(e.updated)
-    fe.author({"name": e.author or d.stored.source.name})
+    fe.author({"name": e.author or source.name})
     for tag in e.tags:
-        fe.category(term=tag)
-    fe.summary(d.excerpt or e.title)
-    if e.content_html:
-        fe.content(e.content_html, type="html")
+        fe.category(term=tag, label=tag)
+    fe.summary(_summary(d))
+    # feedgen needs content or an alternate link it can see; ours come from
+    # the extension, so the content is always given (the excerpt at least).
+    fe.content(e.content_html or _paragraph(d.excerpt or e.title), type="html")
+    ext: _EntryLinks = fe.history
+    if e.link:
+        ext.links.append({"rel": "alternate", "type": "text/html", "href": e.link})
+    if source.kind is SourceKind.FEED:
+        meta = feeds.get(source.key, FeedMeta(id=None, title=None, link=None))
+        via = meta.link or _web_url(source.key)
+        if via:
+            ext.links.append({"rel": "via", "type": "text/html", "href": via})
+        ext.source = _source(source.key, source.name, meta, e.updated)
+
+
+def _summary(d: DigestEntry) -> str:
+    """The excerpt, and the other sources carrying the same article."""
+    text = d.excerpt or d.stored.entry.title
+    if d.also_in:
+        text += f" (Also in: {', '.join(d.also_in)})"
+    return text
+
+
+def _paragraph(text: str) -> str:
+    return "<p>" + text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") + "</p>"
+
+
+def _web_url(url: str) -> str | None:
+    """`url` if a reader elsewhere could fetch it (not a file: path on our disk)."""
+    return url if url.startswith(("http://", "https://")) else None
+
+
+def _source(key: str, name: str, meta: FeedMeta, updated: datetime) -> dict[str, Any]:
+    """atom:source for an entry from an external feed (RFC 4287 section 4.2.11)."""
+    links = []
+    if meta.link:
+        links.append({"rel": "alternate", "type": "text/html", "href": meta.link})
+    if _web_url(key):
+        links.append({"rel": "self", "type": ATOM_TYPE, "href": key})
+    return {
+        # A feed without an id of its own is named by its URL (as RFC 4287 allows).
+        "id": meta.id or key,
+        "title": meta.title or name,
+        "links": links,
+        # The source's updated is the entry's own, not the feed's latest:
+        # the feed was at least that new when it carried this entry, and an
+        # archive must not change each time the other feed publishes.
+        "updated": updated,
+    }
+
+
+# -- feedgen extensions -----------------------------------------------------
+# feedgen builds Atom elements with unqualified names under a root carrying
+# a literal xmlns attribute; ours follow suit, so they serialize unprefixed.
+
+
+class _FeedHistory(BaseExtension):  # type: ignore[misc]
+    """Marks an archive document with fh:archive (RFC 5005 section 4)."""
+
+    def __init__(self) -> None:
+        self.archive = False
+
+    def extend_ns(self) -> dict[str, str]:
+        return {"fh": FH_NS}
+
+    def extend_atom(self, feed: etree._Element) -> etree._Element:
+        # feedgen calls this before it appends the entries: the marker sits
+        # with the feed's metadata.
+        if self.archive:
+            etree.SubElement(feed, f"{{{FH_NS}}}archive")
+        return feed
+
+
+@dataclass
+class _EntryLinks(BaseEntryExtension):  # type: ignore[misc]
+    """An entry's links with rel and type, and a complete atom:source."""
+
+    links: list[dict[str, str]] = field(default_factory=list)
+    source: dict[str, Any] | None = None
+
+    def extend_atom(self, entry: etree._Element) -> etree._Element:
+        for link in self.links:
+            etree.SubElement(entry, "link", link)
+        if self.source:
+            src = etree.SubElement(entry, "source")
+            etree.SubElement(src, "id").text = self.source["id"]
+            etree.SubElement(src, "title").text = self.source["title"]
+            for link in self.source["links"]:
+                etree.SubElement(src, "link", link)
+            updated = self.source["updated"].isoformat()
+            etree.SubElement(src, "updated").text = updated
+        return entry

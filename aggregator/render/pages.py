@@ -1,44 +1,232 @@
-"""The digest as static web pages: index.html, then page/N/index.html."""
+"""The digest as static web pages.
+
+- index.html, page/N/index.html: the digest, newest first, paginated;
+- tags/index.html: every tag; tags/<slug>/index.html (and page/N/): a tag's entries.
+
+Links between pages are relative and name index.html explicitly, so the
+pages work from a web server and straight from the disk (file://) alike;
+canonical and Open Graph URLs are the clean absolute ones under base_url.
+Every page declares the Atom, RSS and JSON feeds for autodiscovery.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+from urllib.parse import quote
+
+from babel import Locale, UnknownLocaleError
 
 from aggregator.config import SiteConfig
+from aggregator.digest import Tag
 from aggregator.model import Page
 from aggregator.render import environment
-from aggregator.render.atom import feed_path
+from aggregator.render.atom import FEED_PATH, public_url, tag_feed_path
+from aggregator.render.jsonfeed import JSON_PATH
+from aggregator.render.rss import RSS_PATH
+from aggregator.slugs import tag_slug
+
+TAGS_INDEX = "tags/index.html"
+
+#: the pages' own words, by language (the first subtag of [site] language)
+WORDS: dict[str, dict[str, str]] = {
+    "en": {
+        "skip": "Skip to the entries", "site_nav": "Site", "latest": "Latest",
+        "tags": "Tags", "subscribe": "Subscribe", "feeds": "Feeds: ", "pages": "Pages",
+        "previous": "Previous", "next": "Next", "page": "page", "also_in": "Also in: ",
+        "empty": "Nothing here yet.", "all_tags": "All tags", "tagged": "Tagged “{tag}”",
+        "tag_feed": "Subscribe to this tag", "tag_description": "Entries tagged “{tag}”",
+    },
+    "zh": {
+        "skip": "跳到正文", "site_nav": "站点", "latest": "最新",
+        "tags": "标签", "subscribe": "订阅", "feeds": "订阅源：", "pages": "分页",
+        "previous": "上一页", "next": "下一页", "page": "第 {n} 页", "also_in": "亦见于：",
+        "empty": "这里还没有内容。", "all_tags": "全部标签", "tagged": "标签：{tag}",
+        "tag_feed": "订阅此标签", "tag_description": "标签为“{tag}”的文章",
+    },
+}  # fmt: skip
 
 
-def page_path(number: int) -> str:
-    """Where page `number` is written, relative to the output dir."""
-    return "index.html" if number == 1 else f"page/{number}/index.html"
+@dataclass(frozen=True)
+class FeedLink:
+    """A feed a page declares (<link rel="alternate">) and links to."""
+
+    title: str
+    type: str
+    href: str
+    label: str
 
 
-def _root(number: int) -> str:
-    """The relative way back to the output root from page `number`."""
-    return "" if number == 1 else "../../"
+def page_path(number: int, prefix: str = "") -> str:
+    """Where page `number` of a listing is written: prefix + index.html or page/N/index.html."""
+    return f"{prefix}index.html" if number == 1 else f"{prefix}page/{number}/index.html"
 
 
-def page_href(number: int, from_number: int) -> str:
-    """A relative link from page `from_number` to page `number`."""
-    root = _root(from_number)
-    return (root or "./") if number == 1 else f"{root}page/{number}/"
+def tag_prefix(slug: str) -> str:
+    """The directory of a tag's pages, relative to the output dir."""
+    return f"tags/{slug}/"
 
 
-def render_pages(pages: Sequence[Page], site: SiteConfig) -> dict[str, bytes]:
-    """Render every digest page; return {path: bytes}."""
-    template = environment().get_template("page.html")
+def relative(from_path: str, to_path: str) -> str:
+    """A relative, percent-encoded link from the file `from_path` to the file `to_path`."""
+    return "../" * from_path.count("/") + quote(to_path, safe="/")
+
+
+def clean_url(site: SiteConfig, path: str) -> str:
+    """The absolute URL of a page: its directory, without index.html."""
+    return public_url(site, path.removesuffix("index.html"))
+
+
+def page_numbers(current: int, total: int, around: int = 2) -> list[int | None]:
+    """The pagination bar: 1 2 … 7 8 9 … 20 (None is a gap).
+
+    The first, the last and `around` pages either side of `current` are
+    shown; a gap of a single page shows that page instead ("1 … 3" helps nobody).
+    """
+    keep = {1, total, *range(current - around, current + around + 1)}
+    keep |= {n + 1 for n in keep if n + 2 in keep}
+    numbers: list[int | None] = []
+    for n in range(1, total + 1):
+        if n in keep:
+            numbers.append(n)
+        elif numbers[-1] is not None:
+            numbers.append(None)
+    return numbers
+
+
+@cache
+def _locale(language: str) -> Locale:
+    try:
+        return Locale.parse(language, sep="-")
+    except (UnknownLocaleError, ValueError):
+        return Locale.parse("en")
+
+
+def _words(language: str) -> dict[str, str]:
+    return WORDS.get(language.split("-")[0].lower(), WORDS["en"])
+
+
+def render_pages(
+    pages: Sequence[Page],
+    site: SiteConfig,
+    tags: Sequence[tuple[Tag, Sequence[Page]]] = (),
+    lead_count: int = 0,
+) -> dict[str, bytes]:
+    """Render the digest pages, the tag index and every tag's pages; return {path: bytes}."""
+    r = _Renderer(site, lead_count)
     out: dict[str, bytes] = {}
     for page in pages:
-        html = template.render(
-            site=site,
-            tz=site.tz,
-            page=page,
-            root=_root(page.number),
-            canonical=site.url("" if page.number == 1 else f"page/{page.number}/"),
-            feed_href=_root(page.number) + feed_path(1),
-            page_href=lambda n, _from=page.number: page_href(n, _from),
-        )
-        out[page_path(page.number)] = html.encode("utf-8")
+        path = page_path(page.number)
+        title = site.title if page.number == 1 else f"{site.title} · {r.page_word(page.number)}"
+        out[path] = r.listing(path, page, "", title, site.subtitle, heading=None)
+    out[TAGS_INDEX] = r.tag_index([t for t, _ in tags])
+    for tag, tag_pages in tags:
+        heading = r.words["tagged"].format(tag=tag.name)
+        description = r.words["tag_description"].format(tag=tag.name)
+        for page in tag_pages:
+            path = page_path(page.number, tag_prefix(tag.slug))
+            title = f"{heading} · {site.title}"
+            if page.number > 1:
+                title = f"{heading} · {r.page_word(page.number)} · {site.title}"
+            out[path] = r.listing(
+                path, page, tag_prefix(tag.slug), title, description, heading=heading, tag=tag
+            )
     return out
+
+
+class _Renderer:
+    """The context every page shares, and the two kinds of page."""
+
+    def __init__(self, site: SiteConfig, lead_count: int) -> None:
+        self.site = site
+        self.lead_count = lead_count
+        self.words = _words(site.language)
+        self.locale = _locale(site.language)
+
+    def page_word(self, n: int) -> str:
+        word = self.words["page"]
+        return word.format(n=n) if "{n}" in word else f"{word} {n}"
+
+    def _feeds(self, path: str, tag: Tag | None) -> list[FeedLink]:
+        title = self.site.title
+        feeds = [
+            FeedLink(f"{title} (Atom)", "application/atom+xml", relative(path, FEED_PATH), "Atom"),
+            FeedLink(f"{title} (RSS)", "application/rss+xml", relative(path, RSS_PATH), "RSS"),
+            FeedLink(f"{title} (JSON Feed)", "application/feed+json",
+                     relative(path, JSON_PATH), "JSON Feed"),
+        ]  # fmt: skip
+        if tag is not None:
+            feeds.append(
+                FeedLink(f"{title}: {tag.name} (Atom)", "application/atom+xml",
+                         relative(path, tag_feed_path(tag.slug)), f"{tag.name} (Atom)")
+            )  # fmt: skip
+        return feeds
+
+    def _context(self, path: str, **kw: Any) -> dict[str, Any]:
+        return {
+            "site": self.site,
+            "tz": self.site.tz,
+            "locale": self.locale,
+            "og_locale": str(self.locale),
+            "words": self.words,
+            "canonical": clean_url(self.site, path),
+            "home_href": relative(path, "index.html"),
+            "tags_href": relative(path, TAGS_INDEX),
+            "tag_href": self._tag_href(path),
+            "lead_count": self.lead_count,
+            **kw,
+        }
+
+    @staticmethod
+    def _tag_href(path: str) -> Callable[[str], str]:
+        return lambda tag: relative(path, tag_prefix(tag_slug(tag)) + "index.html")
+
+    def listing(
+        self,
+        path: str,
+        page: Page,
+        prefix: str,
+        title: str,
+        description: str,
+        heading: str | None,
+        tag: Tag | None = None,
+    ) -> bytes:
+        html = (
+            environment()
+            .get_template("page.html")
+            .render(
+                self._context(
+                    path,
+                    doc_title=title,
+                    description=description,
+                    heading=heading,
+                    section="tags" if tag else "home",
+                    feeds=self._feeds(path, tag),
+                    page=page,
+                    numbers=page_numbers(page.number, page.total),
+                    page_href=lambda n: relative(path, page_path(n, prefix)),
+                )
+            )
+        )
+        return html.encode("utf-8")
+
+    def tag_index(self, tags: Sequence[Tag]) -> bytes:
+        heading = self.words["all_tags"]
+        html = (
+            environment()
+            .get_template("tags.html")
+            .render(
+                self._context(
+                    TAGS_INDEX,
+                    doc_title=f"{heading} · {self.site.title}",
+                    description=heading,
+                    heading=heading,
+                    section="tags",
+                    feeds=self._feeds(TAGS_INDEX, None),
+                    tags=sorted(tags, key=lambda t: (-len(t.entries), t.slug)),
+                )
+            )
+        )
+        return html.encode("utf-8")

@@ -44,6 +44,8 @@ class ParsedFeed:
     link: str | None
     items: tuple[RawItem, ...]
     warning: str | None = None
+    #: the feed's own id (atom:id), for atom:source in our feeds
+    feed_id: str | None = None
 
 
 def fetch(url: str, client: httpx.Client | None = None) -> FetchedFeed:
@@ -105,7 +107,13 @@ def parse(fetched: FetchedFeed) -> ParsedFeed:
     items = tuple(
         _item(entry, f"{fetched.url}#entry-{i + 1}") for i, entry in enumerate(parsed.entries)
     )
-    return ParsedFeed(title=feed.get("title"), link=feed.get("link"), items=items, warning=warning)
+    return ParsedFeed(
+        title=feed.get("title"),
+        link=feed.get("link"),
+        items=items,
+        warning=warning,
+        feed_id=feed.get("id") or None,
+    )
 
 
 def _item(entry: Any, location: str) -> RawItem:
