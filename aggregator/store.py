@@ -373,9 +373,7 @@ class Store:
         digest.feed_history); within one ingest, oldest published first, so
         a first import archives the history in date order.
         """
-        q = select(entries.c.id).order_by(
-            entries.c.first_seen, entries.c.published, entries.c.id
-        )
+        q = select(entries.c.id).order_by(entries.c.first_seen, entries.c.published, entries.c.id)
         with self._tx() as conn:
             return list(conn.execute(q).scalars())
 

@@ -32,7 +32,7 @@ def render_rss(
     fg.link(href=public_url(site, RSS_PATH), rel="self")
     fg.language(site.language)
     fg.generator("aggregator", version=__version__, uri=PROJECT_URL)
-    # feedgen defaults lastBuildDate to now(); the newest update keeps the file stable.
+    # feedgen defaults lastBuildDate to now(); the newest entry's date keeps the file stable.
     fg.lastBuildDate(max((d.stored.entry.updated for d in entries), default=EPOCH))
     for d in entries:
         e = d.stored.entry

@@ -40,8 +40,11 @@ def page_at(browser: Browser) -> Iterator[object]:
     """Open a page at a given viewport width: page_at(url, width) -> Page."""
     contexts = []
 
-    def open_page(url: str, width: int, height: int = 900) -> Page:
-        context = browser.new_context(viewport={"width": width, "height": height})
+    def open_page(url: str, width: int, height: int = 900, color_scheme: str = "light") -> Page:
+        context = browser.new_context(
+            viewport={"width": width, "height": height},
+            color_scheme=color_scheme,  # type: ignore[arg-type]
+        )
         contexts.append(context)
         page = context.new_page()
         page.goto(url, wait_until="load")
