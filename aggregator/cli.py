@@ -17,7 +17,7 @@ from aggregator import __version__, clock, pipeline
 from aggregator import config as config_mod
 from aggregator.config import Config
 from aggregator.errors import AggregatorError, ConfigError
-from aggregator.model import BuildReport, IngestReport
+from aggregator.model import BuildReport, IngestReport, SourceKind
 from aggregator.store import Store
 
 #: exit codes: 1 some source or output failed; 2 bad usage or config
@@ -171,7 +171,8 @@ def status(obj: Context) -> None:
             f"{s.last_status:5}  {s.source.kind:7}  {s.source.name}  "
             f"({s.entry_count} entries, last checked {when})"
         )
-        click.echo(f"       {s.source.key}")
+        where = config.content.dir if s.source.kind is SourceKind.CONTENT else s.source.key
+        click.echo(f"       {where}")
         if s.last_error:
             failing = True
             click.echo(f"       last error: {s.last_error}")

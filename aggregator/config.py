@@ -21,6 +21,7 @@ from aggregator.errors import ConfigError
 from aggregator.model import Source, SourceKind
 
 ENV_CONFIG = "AGGREGATOR_CONFIG"
+CONTENT_SOURCE_KEY = "content"
 
 
 def _key(name: str) -> dict[str, Any]:
@@ -123,7 +124,9 @@ class Config:
     def content_source(self) -> Source:
         return Source(
             kind=SourceKind.CONTENT,
-            key=str(self.content.dir),
+            # A fixed key, not the folder's path: moving the blog keeps every
+            # entry's identity (and its feed id).
+            key=CONTENT_SOURCE_KEY,
             name=self.content.name or self.site.title,
         )
 
