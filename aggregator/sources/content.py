@@ -33,8 +33,9 @@ import hashlib
 import os
 import re
 import tomllib
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time
 from pathlib import Path, PurePosixPath
@@ -508,10 +509,15 @@ def read_changed(
     size = max(16, min(256, len(tasks) // (workers * 8)))
     chunks = [tasks[i : i + size] for i in range(0, len(tasks), size)]
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(_work_chunk, c, settings, finish) for c in chunks]
-        for future in futures:
-            yield from future.result()
-            future.cancel()
+        # A few chunks in flight per worker: enough to keep them busy, few
+        # enough that finished results never pile up in memory.
+        pending: deque[Future[list[PostResult]]] = deque()
+        for chunk in chunks:
+            pending.append(pool.submit(_work_chunk, chunk, settings, finish))
+            if len(pending) >= workers * 3:
+                yield from pending.popleft().result()
+        while pending:
+            yield from pending.popleft().result()
 
 
 @dataclass
