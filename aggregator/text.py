@@ -20,6 +20,7 @@ import regex
 from lxml import etree
 from lxml import html as lxml_html
 from markdown_it import MarkdownIt
+from markdown_it.rules_inline import StateInline
 from markdown_it.token import Token
 from mdit_py_plugins.dollarmath import dollarmath_plugin
 from mdit_py_plugins.footnote import footnote_plugin
@@ -37,6 +38,25 @@ def _render_math(tokens: Sequence[Token], idx: int, tag: str) -> str:
     return f'<{tag} class="{cls}">{html_lib.escape(source, quote=False)}</{tag}>' + (
         "\n" if tag == "div" else ""
     )
+
+
+def _not_across_code(rule: Callable[[StateInline, bool], bool]) -> Any:
+    """Wrap an inline math rule so that a match spanning a backtick is refused."""
+
+    def guarded(state: StateInline, silent: bool) -> bool:
+        # A silent run finds where the span would end without emitting tokens.
+        start = state.pos
+        if not rule(state, True):
+            return False
+        end, state.pos = state.pos, start
+        if "`" in state.src[start:end]:
+            return False
+        if silent:
+            state.pos = end
+            return True
+        return rule(state, False)
+
+    return guarded
 
 
 @cache
@@ -59,6 +79,11 @@ def _markdown() -> MarkdownIt:
     def block(self: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
         return _render_math(tokens, idx, "div")
 
+    # Inline code binds tighter than math: "$10 and `$PATH`" is no math span.
+    for rule in md.inline.ruler.__rules__:
+        if rule.name == "math_inline":
+            rule.fn = _not_across_code(rule.fn)
+    md.inline.ruler.__cache__ = None
     for name in ("math_inline", "math_inline_double"):
         md.add_render_rule(name, inline)
     for name in ("math_block", "math_block_label", "math_block_eqno"):
