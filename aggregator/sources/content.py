@@ -191,7 +191,8 @@ def decode(data: bytes, location: str, encoding: str) -> str:
         raise SourceError(location, "empty file: a post needs front matter or text")
     if b"\x00" in data[:8192]:
         raise SourceError(location, "binary file (it contains NUL bytes), not a Markdown post")
-    utf8 = codecs.lookup(encoding).name == "utf-8"
+    # A UTF-8 BOM says UTF-8, whatever the configured encoding.
+    utf8 = codecs.lookup(encoding).name == "utf-8" or data.startswith(codecs.BOM_UTF8)
     codec = "utf-8-sig" if utf8 else encoding
     try:
         text = data.decode(codec)
