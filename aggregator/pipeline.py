@@ -30,7 +30,7 @@ from aggregator.normalize import normalize
 from aggregator.render.atom import render_feed
 from aggregator.render.email import render_email
 from aggregator.render.pages import render_pages
-from aggregator.sources import content, feeds
+from aggregator.sources import content, content_scan, feeds
 from aggregator.store import Store
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ def _ingest_content(
         allow_future=True,
         code_placeholder=config.content.code_placeholder,
     )
-    scanner = content.Scanner(settings, store.content_files(source_id), finish, workers)
+    scanner = content_scan.Scanner(settings, store.content_files(source_id), finish, workers)
     new = changed = items = 0
     for batch in scanner.batches():
         result = store.upsert_entries(source_id, batch, now)

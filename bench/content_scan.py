@@ -169,7 +169,7 @@ def main() -> None:
                 + (f"  {rate:.0f} posts/s" if rate else "")
             )
     load = os.getloadavg()
-    print(f"load average before/after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    print(f"load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     if args.record:
         record(rows, args.posts, load)
 

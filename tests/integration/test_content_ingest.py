@@ -13,7 +13,7 @@ from aggregator import pipeline
 from aggregator.config import Config
 from aggregator.digest import entry_excerpt
 from aggregator.model import Entry, RawItem, SourceResult, StoredEntry
-from aggregator.sources import content
+from aggregator.sources import content_scan
 from aggregator.store import Store
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -127,18 +127,18 @@ def test_a_touched_file_costs_a_hash_not_a_parse(root: Path) -> None:
     set_mtime(path, datetime(2026, 11, 21, tzinfo=UTC))
     store = Store.open(cfg.database.url)
     source_id = store.ensure_source(cfg.content_source)
-    scanner = content.Scanner(
+    scanner = content_scan.Scanner(
         pipeline._content_settings(cfg), store.content_files(source_id), _no_parse
     )
-    assert content.entries_of(scanner.batches()) == []
+    assert content_scan.entries_of(scanner.batches()) == []
     assert (scanner.outcome.read, scanner.outcome.parsed) == (1, 0)
     assert scanner.outcome.present == {"a"}
     store.save_content_files(source_id, scanner.outcome.states, scanner.outcome.removed)
     # the new mtime is remembered: next time it is not even read
-    scanner = content.Scanner(
+    scanner = content_scan.Scanner(
         pipeline._content_settings(cfg), store.content_files(source_id), _no_parse
     )
-    content.entries_of(scanner.batches())
+    content_scan.entries_of(scanner.batches())
     assert scanner.outcome.read == 0
     store.close()
 
@@ -331,7 +331,7 @@ def test_no_title_takes_the_first_heading_and_no_date_warns_and_uses_mtime(
 def test_parallel_parsing_gives_the_same_entries_as_serial(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(content, "PARALLEL_THRESHOLD", 4)
+    monkeypatch.setattr(content_scan, "PARALLEL_THRESHOLD", 4)
     results = []
     for workers in (1, 2):
         root = tmp_path / str(workers)
@@ -344,3 +344,21 @@ def test_parallel_parsing_gives_the_same_entries_as_serial(
         assert ingest(cfg, workers=workers).new == 40
         results.append({g: s.entry.content_hash for g, s in visible(cfg).items()})
     assert results[0] == results[1] and len(results[0]) == 40
+
+
+def test_parallel_parsing_from_a_thread_uses_forkserver(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The daemon scans from a scheduler thread: forking then is unsafe, forkserver works."""
+    import threading
+
+    monkeypatch.setattr(content_scan, "PARALLEL_THRESHOLD", 4)
+    (tmp_path / "content").mkdir()
+    for i in range(12):
+        post(tmp_path, f"p{i}.md", f"---\ntitle: P{i}\ndate: 2026-11-01\n---\nx\n")
+    cfg = make_config(tmp_path)
+    results: list[SourceResult] = []
+    thread = threading.Thread(target=lambda: results.append(ingest(cfg, workers=2)))
+    thread.start()
+    thread.join(timeout=60)
+    assert results and results[0].new == 12
