@@ -362,3 +362,13 @@ def test_parallel_parsing_from_a_thread_uses_forkserver(
     thread.start()
     thread.join(timeout=60)
     assert results and results[0].new == 12
+
+
+def test_a_new_post_cannot_take_the_id_of_a_stored_one(root: Path) -> None:
+    cfg = make_config(root)
+    post(root, "z-old.md", "---\ntitle: Old\nid: x\ndate: 2026-11-01\n---\nOld\n")
+    ingest(cfg)
+    post(root, "a-new.md", "---\ntitle: New\nid: x\ndate: 2026-11-02\n---\nNew\n")
+    r = ingest(cfg)
+    assert sorted(Path(f.location).name for f in r.failures) == ["a-new.md", "z-old.md"]
+    assert visible(cfg)["x"].entry.title == "Old"  # the stored post keeps its identity
