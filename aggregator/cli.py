@@ -96,12 +96,16 @@ def _print_ingest(report: IngestReport) -> None:
         )
     if report.linked:
         click.echo(f"dedupe: {report.linked} copies linked to their canonical entry")
+    for w in report.warnings:
+        click.echo(f"WARNING {w}", err=True)
     for f in report.failures:
         click.echo(f"FAILED {f}", err=True)
 
 
 def _print_build(report: BuildReport, output: Path) -> None:
     click.echo(f"build: {len(report.written)} files written to {output}")
+    for f in report.failures:
+        click.echo(f"WARNING {f}", err=True)
 
 
 @cli.command()

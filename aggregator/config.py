@@ -8,6 +8,7 @@ Relative paths are resolved against the directory of the config file.
 
 from __future__ import annotations
 
+import codecs
 import os
 import tomllib
 import types
@@ -54,6 +55,12 @@ class ContentConfig:
     name: str = ""
     #: permalink pattern under base_url
     permalink: str = "/posts/{slug}/"
+    #: text encoding of the posts (a UTF-8 BOM is always fine), e.g. "gb18030"
+    encoding: str = "utf-8"
+    #: posts larger than this many bytes are refused
+    max_size: int = 5 * 1024 * 1024
+    #: what a code block becomes in plain text and excerpts
+    code_placeholder: str = "[code]"
 
 
 @dataclass(frozen=True)
@@ -300,6 +307,18 @@ def _check(config: Config) -> None:
         ) from None
     if not config.site.base_url.startswith(("http://", "https://")):
         raise ConfigError(f"{path}: 'site.base_url' must start with http:// or https://")
+    c = config.content
+    try:
+        codecs.lookup(c.encoding)
+    except LookupError:
+        raise ConfigError(
+            f"{path}: 'content.encoding' is not a known encoding: {c.encoding!r}"
+            " (use e.g. 'utf-8' or 'gb18030')"
+        ) from None
+    if c.max_size <= 0:
+        raise ConfigError(f"{path}: 'content.max_size' must be greater than 0, not {c.max_size}")
+    if "{slug}" not in c.permalink:
+        raise ConfigError(f"{path}: 'content.permalink' must contain {{slug}}: {c.permalink!r}")
     d = config.digest
     for key, v in (
         ("page_size", d.page_size),

@@ -166,6 +166,8 @@ class SourceResult:
     changed: int = 0
     #: per-item failures (one bad post) and whole-source failures (feed down)
     failures: tuple[Failure, ...] = ()
+    #: things read but worth a look (a post with no date)
+    warnings: tuple[Failure, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -183,6 +185,10 @@ class IngestReport:
     @property
     def failures(self) -> tuple[Failure, ...]:
         return tuple(f for r in self.results for f in r.failures)
+
+    @property
+    def warnings(self) -> tuple[Failure, ...]:
+        return tuple(w for r in self.results for w in r.warnings)
 
 
 @dataclass(frozen=True)
@@ -215,3 +221,25 @@ class DedupeCandidate:
     canonical_url: str
     fingerprint: str
     published: datetime
+
+
+@dataclass(frozen=True)
+class ContentFileState:
+    """What the last scan saw of one file in the content directory.
+
+    A file whose size and mtime match is not read again; one whose bytes
+    hash the same is not parsed again.
+    """
+
+    #: path relative to the content directory, with "/" separators
+    path: str
+    size: int
+    mtime_ns: int
+    #: hash of the file's bytes
+    hash: str
+    #: the entry's guid; None for a draft (nothing published)
+    guid: str | None
+    #: the entry's permalink, to report two posts claiming one URL
+    link: str | None
+    #: hash of the settings the file was read with; a change forces a re-read
+    settings_hash: str

@@ -19,17 +19,32 @@ from aggregator.urls import canonical_url
 HASH_VERSION = 1
 
 
-def normalize(item: RawItem, base_url: str, now: datetime) -> Entry:
-    """Normalize one item; `base_url` resolves relative links (feed or page URL)."""
+def normalize(
+    item: RawItem,
+    base_url: str,
+    now: datetime,
+    *,
+    allow_future: bool = False,
+    code_placeholder: str = "[code]",
+) -> Entry:
+    """Normalize one item; `base_url` resolves relative links (feed or page URL).
+
+    A feed's future dates are clamped to `now`; the writer's own posts pass
+    `allow_future`, so a post dated ahead appears when its time comes (the
+    store shows only entries published by `now`). `code_placeholder` stands
+    for a code block in the plain text.
+    """
     content_html = sanitize_html(item.content_html, item.link or base_url)
-    text = html_to_text(content_html)
+    text = html_to_text(content_html, code_placeholder)
     title = fold_space(item.title or "") or first_words(text) or "(untitled)"
     link = item.link or ""
     published = _utc(item.published) or _utc(item.updated) or now
     updated = _utc(item.updated) or published
-    # A feed may claim the future; an entry cannot have been written after now.
-    published = min(published, now)
-    updated = max(min(updated, now), published)
+    if not allow_future:
+        # A feed may claim the future; an entry cannot have been written after now.
+        published = min(published, now)
+        updated = min(updated, now)
+    updated = max(updated, published)
     guid = item.guid or link or _hash("guid", title, published.isoformat(), text)
     if not guid:
         raise NormalizeError(f"{item.location}: entry has no id, link or content")

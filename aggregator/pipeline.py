@@ -9,10 +9,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from datetime import datetime
+from functools import partial
 
 from aggregator import dedupe
 from aggregator.config import Config
-from aggregator.deliver.files import write_outputs
+from aggregator.deliver.files import copy_files, write_outputs
 from aggregator.digest import (
     DigestSettings,
     also_in_names,
@@ -40,7 +41,7 @@ from aggregator.render.email import render_email
 from aggregator.render.jsonfeed import render_json_feed
 from aggregator.render.pages import render_pages
 from aggregator.render.rss import render_rss
-from aggregator.sources import content, feeds
+from aggregator.sources import content, content_scan, feeds
 from aggregator.store import Store
 
 log = logging.getLogger(__name__)
@@ -62,29 +63,49 @@ def _content_settings(config: Config) -> content.ContentSettings:
         permalink=config.content.permalink,
         timezone=config.site.tz,
         author=config.site.author,
+        encoding=config.content.encoding,
+        max_size=config.content.max_size,
+        code_placeholder=config.content.code_placeholder,
     )
 
 
-def _ingest_content(config: Config, store: Store, now: datetime) -> SourceResult:
+def _ingest_content(
+    config: Config, store: Store, now: datetime, workers: int | None = None
+) -> SourceResult:
     source = config.content_source
     source_id = store.ensure_source(source)
-    scan = content.scan(_content_settings(config))
-    published = [i for i in scan.items if not i.draft]
-    batch, failures = _normalize_all(published, source, config.site.base_url, now)
-    failures = list(scan.failures) + failures
-    result = store.upsert_entries(source_id, batch, now)
-    # A post deleted (or turned into a draft) leaves the digest; its row stays.
-    # While any post is unreadable we cannot tell which entry it was, so
-    # nothing is marked gone: a broken file must not hide its last good version.
-    if not failures:
-        store.mark_gone(source_id, {e.guid for e in batch})
-    store.record_check(source_id, now, _summary(failures))
+    settings = _content_settings(config)
+    # normalize runs in the scan's worker processes: a partial of a module
+    # function pickles, and keeps sources from importing another stage.
+    finish = partial(
+        normalize,
+        base_url=config.site.base_url,
+        now=now,
+        allow_future=True,
+        code_placeholder=config.content.code_placeholder,
+    )
+    scanner = content_scan.Scanner(settings, store.content_files(source_id), finish, workers)
+    new = changed = items = 0
+    for batch in scanner.batches():
+        result = store.upsert_entries(source_id, batch, now)
+        new, changed, items = new + result.new, changed + result.changed, items + len(batch)
+    out = scanner.outcome
+    # A deleted post (or one turned draft) leaves the digest; its row stays.
+    # A broken file counts as present under its last good guid, so it keeps
+    # its last good version; other deletions still apply.
+    if not any(f.location == str(settings.dir) for f in out.failures):
+        store.mark_gone(source_id, out.present)
+    store.save_content_files(source_id, out.states, out.removed)
+    store.record_check(source_id, now, _summary(out.failures))
+    for w in out.warnings:
+        log.warning("%s", w)
     return SourceResult(
         source=source,
-        items=len(batch),
-        new=result.new,
-        changed=result.changed,
-        failures=tuple(failures),
+        items=items,
+        new=new,
+        changed=changed,
+        failures=tuple(out.failures),
+        warnings=tuple(out.warnings),
     )
 
 
@@ -195,7 +216,15 @@ def build(config: Config, store: Store, now: datetime) -> BuildReport:
         {"email.html": email.html.encode("utf-8"), "email.txt": email.text.encode("utf-8")},
     )
     written = write_outputs(config.output.dir, outputs)
-    return BuildReport(written=tuple(written))
+    # Images and other files beside the posts, at the same relative path,
+    # which is where the posts' relative links were pointed.
+    static = content.static_files(_content_settings(config))
+    clashes = sorted(set(static) & set(outputs))
+    failures = tuple(
+        Failure(str(static[rel]), f"not copied: the output {rel} has that path") for rel in clashes
+    )
+    written += copy_files(config.output.dir, {k: v for k, v in static.items() if k not in outputs})
+    return BuildReport(written=tuple(written), failures=failures)
 
 
 def _merge(*parts: Mapping[str, bytes]) -> dict[str, bytes]:

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -31,7 +32,9 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    bindparam,
     create_engine,
+    delete,
     event,
     func,
     select,
@@ -42,6 +45,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from aggregator.errors import StoreError
 from aggregator.model import (
+    ContentFileState,
     DedupeCandidate,
     DupeLink,
     Entry,
@@ -113,6 +117,20 @@ entries = Table(
     #: the source no longer has it (a deleted post); kept, but not shown
     Column("gone", Boolean, nullable=False, default=False),
     UniqueConstraint("source_id", "guid", name="uq_entries_source_guid"),
+)
+#: what the last content scan saw of each file (issue 3: incremental scan)
+content_files = Table(
+    "content_files",
+    metadata,
+    Column("source_id", Integer, ForeignKey("sources.id"), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("mtime_ns", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),
+    Column("guid", Text),
+    Column("link", Text),
+    Column("settings_hash", String(64), nullable=False),
+    UniqueConstraint("source_id", "path", name="uq_content_files_source_path"),
 )
 Index("ix_entries_canonical_url", entries.c.canonical_url)
 Index("ix_entries_fingerprint", entries.c.fingerprint)
@@ -234,16 +252,24 @@ class Store:
         Re-ingesting the same entries changes nothing. An entry whose content
         hash changed is updated in place and keeps its id and first_seen.
         """
-        new = changed = 0
+        inserts: list[dict[str, Any]] = []
+        updates: list[dict[str, Any]] = []
         with self._tx() as conn:
-            known = {
-                r.guid: (r.id, r.content_hash, r.gone)
-                for r in conn.execute(
-                    select(
-                        entries.c.id, entries.c.guid, entries.c.content_hash, entries.c.gone
-                    ).where(entries.c.source_id == source_id)
-                ).all()
-            }
+            # Only the guids of this batch: a batch of 500 never loads 10,000 rows.
+            guids = list(dict.fromkeys(e.guid for e in batch))
+            known: dict[str, Any] = {}
+            for i in range(0, len(guids), 500):
+                known.update(
+                    (r.guid, r)
+                    for r in conn.execute(
+                        select(
+                            entries.c.id, entries.c.guid, entries.c.content_hash, entries.c.gone
+                        ).where(
+                            entries.c.source_id == source_id,
+                            entries.c.guid.in_(guids[i : i + 500]),
+                        )
+                    ).all()
+                )
             seen: set[str] = set()
             for e in batch:
                 if e.guid in seen:  # the same guid twice in one batch: first wins
@@ -252,13 +278,16 @@ class Store:
                 values = _entry_values(e)
                 old = known.get(e.guid)
                 if old is None:
-                    conn.execute(
-                        entries.insert().values(source_id=source_id, first_seen=now, **values)
-                    )
-                    new += 1
-                elif old[1] != e.content_hash or old[2]:
-                    conn.execute(update(entries).where(entries.c.id == old[0]).values(**values))
-                    changed += 1
+                    inserts.append({"source_id": source_id, "first_seen": now, **values})
+                elif old.content_hash != e.content_hash or old.gone:
+                    updates.append({"_id": old.id, **values})
+            # executemany: one round trip per kind, not one per row
+            if inserts:
+                conn.execute(entries.insert(), inserts)
+            if updates:
+                # the SET clause comes from the parameter keys
+                conn.execute(update(entries).where(entries.c.id == bindparam("_id")), updates)
+        new, changed = len(inserts), len(updates)
         return UpsertResult(new=new, changed=changed)
 
     def mark_gone(self, source_id: int, present: Iterable[str]) -> int:
@@ -274,6 +303,43 @@ class Store:
             if ids:
                 conn.execute(update(entries).where(entries.c.id.in_(ids)).values(gone=True))
         return len(ids)
+
+    # -- content scan state ---------------------------------------------------
+
+    def content_files(self, source_id: int) -> dict[str, ContentFileState]:
+        """What the last scan of a content source saw, by relative path."""
+        with self._tx() as conn:
+            rows = conn.execute(
+                select(content_files).where(content_files.c.source_id == source_id)
+            ).all()
+        return {
+            r.path: ContentFileState(
+                path=r.path, size=r.size, mtime_ns=r.mtime_ns, hash=r.hash, guid=r.guid,
+                link=r.link, settings_hash=r.settings_hash,
+            )
+            for r in rows
+        }  # fmt: skip
+
+    def save_content_files(
+        self, source_id: int, states: Sequence[ContentFileState], removed: Sequence[str]
+    ) -> None:
+        """Write the state of new/changed files and forget removed ones, in one transaction."""
+        paths = [s.path for s in states] + list(removed)
+        if not paths:
+            return
+        with self._tx() as conn:
+            for i in range(0, len(paths), 500):
+                conn.execute(
+                    delete(content_files).where(
+                        content_files.c.source_id == source_id,
+                        content_files.c.path.in_(paths[i : i + 500]),
+                    )
+                )
+            if states:
+                conn.execute(
+                    content_files.insert(),
+                    [{"source_id": source_id, **s.__dict__} for s in states],
+                )
 
     def dedupe_candidates(self) -> list[DedupeCandidate]:
         """Every visible entry, with the fields dedupe compares."""

@@ -10,16 +10,21 @@ from __future__ import annotations
 
 import html as html_lib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cache
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import nh3
+import regex
 from lxml import etree
 from lxml import html as lxml_html
 from markdown_it import MarkdownIt
+from markdown_it.rules_inline import StateInline
 from markdown_it.token import Token
 from mdit_py_plugins.dollarmath import dollarmath_plugin
+from mdit_py_plugins.footnote import footnote_plugin
+from mdit_py_plugins.tasklists import tasklists_plugin
 from mdit_py_plugins.texmath import texmath_plugin
 
 _CLOSE = {"\\(": "\\)", "\\[": "\\]", "$": "$", "$$": "$$"}
@@ -35,13 +40,36 @@ def _render_math(tokens: Sequence[Token], idx: int, tag: str) -> str:
     )
 
 
+def _not_across_code(rule: Callable[[StateInline, bool], bool]) -> Any:
+    """Wrap an inline math rule so that a match spanning a backtick is refused."""
+
+    def guarded(state: StateInline, silent: bool) -> bool:
+        # A silent run finds where the span would end without emitting tokens.
+        start = state.pos
+        if not rule(state, True):
+            return False
+        end, state.pos = state.pos, start
+        if "`" in state.src[start:end]:
+            return False
+        if silent:
+            state.pos = end
+            return True
+        return rule(state, False)
+
+    return guarded
+
+
 @cache
 def _markdown() -> MarkdownIt:
     md = (
         MarkdownIt("commonmark", {"html": True})
         .enable("table")
         .enable("strikethrough")
-        .use(dollarmath_plugin, allow_space=True, double_inline=True)
+        .use(footnote_plugin)
+        .use(tasklists_plugin)
+        # Pandoc's rule: no space just inside the dollars, no digit just outside
+        # them, so "$HOME and $PATH" or "costs $5 or $10" stay plain text.
+        .use(dollarmath_plugin, allow_space=False, allow_digits=False, double_inline=True)
         .use(texmath_plugin, delimiters="brackets")
     )
 
@@ -51,6 +79,11 @@ def _markdown() -> MarkdownIt:
     def block(self: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
         return _render_math(tokens, idx, "div")
 
+    # Inline code binds tighter than math: "$10 and `$PATH`" is no math span.
+    for rule in md.inline.ruler.__rules__:
+        if rule.name == "math_inline":
+            rule.fn = _not_across_code(rule.fn)
+    md.inline.ruler.__cache__ = None
     for name in ("math_inline", "math_inline_double"):
         md.add_render_rule(name, inline)
     for name in ("math_block", "math_block_label", "math_block_eqno"):
@@ -58,10 +91,48 @@ def _markdown() -> MarkdownIt:
     return md
 
 
+_CHECKBOX = re.compile(r'<input class="task-list-item-checkbox"[^>]*>')
+
+
+def _checkbox(m: re.Match[str]) -> str:
+    # The sanitizer drops <input>; a task list keeps its state as a character.
+    return "\u2611" if "checked" in m.group(0) else "\u2610"
+
+
 def markdown_to_html(source: str) -> str:
-    """Render a Markdown body (no front matter) to HTML; math stays verbatim."""
+    """Render a Markdown body (no front matter) to HTML; math stays verbatim.
+
+    CommonMark plus tables, footnotes, strikethrough and task lists.
+    """
     html: str = _markdown().render(source)
+    if "task-list-item-checkbox" in html:
+        html = _CHECKBOX.sub(_checkbox, html)
     return html
+
+
+_HEADING = re.compile(r"<h[1-6][^>]*>(.*?)</h[1-6]>", re.DOTALL)
+_TAG = re.compile(r"<[^>]+>")
+
+
+def first_heading(html: str) -> str | None:
+    """The text of the first heading in rendered HTML, for a post with no title."""
+    m = _HEADING.search(html)
+    if m is None:
+        return None
+    return fold_space(html_lib.unescape(_TAG.sub("", m.group(1)))) or None
+
+
+_MORE = re.compile(r"<!--\s*more\s*-->", re.IGNORECASE)
+
+
+def split_more(html: str) -> str | None:
+    """The HTML before a `<!--more-->` marker, or None when there is none.
+
+    Looked for in rendered HTML, so a marker shown inside code (escaped
+    there) never counts.
+    """
+    m = _MORE.search(html)
+    return html[: m.start()] if m else None
 
 
 # Tags and attributes a digest may carry: formatting, links, images, tables,
@@ -99,8 +170,33 @@ def sanitize_html(fragment: str, base_url: str | None = None) -> str:
 
 def absolutize_links(fragment: str, base_url: str) -> str:
     """Resolve relative href and src attributes against `base_url`."""
+    return rebase_links(fragment, base_url, base_url)
+
+
+def rebase_links(
+    fragment: str,
+    href_base: str,
+    src_base: str,
+    is_file: Callable[[str], bool] | None = None,
+) -> str:
+    """Make every relative link in `fragment` absolute.
+
+    Images and other embedded resources (src) resolve against `src_base`;
+    links (href) against `href_base`, except a link for which `is_file`
+    (given the relative link) is true, which resolves against `src_base`
+    like an image. Fragment-only links (#fn1) resolve against `href_base`.
+    """
+    if not fragment.strip() or ("href=" not in fragment and "src=" not in fragment):
+        return fragment
     root = lxml_html.fragment_fromstring(fragment, create_parent="div")
-    root.make_links_absolute(base_url, resolve_base_href=False)
+    for el, attr, link, _pos in list(root.iterlinks()):
+        if attr is None or urlsplit(link).scheme or link.startswith("//"):
+            continue
+        if attr == "href" and not (is_file and not link.startswith("#") and is_file(link)):
+            base = href_base
+        else:
+            base = src_base
+        el.set(attr, urljoin(base, link))
     inner = (root.text and html_lib.escape(root.text, quote=False)) or ""
     return inner + "".join(
         etree.tostring(child, encoding="unicode", method="html") for child in root
@@ -118,8 +214,10 @@ _SPACE = re.compile(r"\s+")
 def html_to_text(fragment: str, code_placeholder: str = "[code]") -> str:
     """Plain text of an HTML fragment: blocks joined by single spaces.
 
-    A code block becomes `code_placeholder`, an image its alt text; runs of
-    white space fold to one space.
+    Headings stay as words; a code block becomes `code_placeholder`, an
+    inline code span keeps its backticks (so an excerpt never cuts inside
+    it), an image becomes its alt text, math stays verbatim with its
+    delimiters; runs of white space fold to one space.
     """
     if not fragment.strip():
         return ""
@@ -132,6 +230,8 @@ def html_to_text(fragment: str, code_placeholder: str = "[code]") -> str:
             parts.append(f" {code_placeholder} ")
         elif tag == "img":
             parts.append(f" {el.get('alt') or ''} ")
+        elif tag == "code":
+            parts.append(f"`{el.text_content()}`")
         elif tag in ("script", "style"):
             pass
         else:
@@ -158,20 +258,89 @@ def fold_space(text: str) -> str:
     return _SPACE.sub(" ", text).strip()
 
 
-def excerpt(text: str, length: int, ellipsis: str = "...") -> str:
-    """Cut plain `text` to at most `length` characters, at a word boundary.
+# -- excerpts ------------------------------------------------------------------
+#
+# The excerpt counts user-perceived characters (grapheme clusters, \X) and
+# cuts only at a cluster boundary that is not inside an "atom": a Latin word
+# or number (with its in-word hyphens, apostrophes, dots: "Qwen1.5-7B-Chat",
+# "don't", "1,000"), a URL, a math span, an inline code span, a [placeholder].
+# Han and kana have no spaces between words, so between two of them the cut
+# may fall anywhere (the rules of issue 3).
 
-    The ellipsis is added only when text was cut.
+_CJK = r"\p{Han}\p{Hiragana}\p{Katakana}"
+_WORD = rf"[[\p{{L}}\p{{N}}\p{{M}}\p{{Pc}}]--[{_CJK}]]+"
+_ATOMS = regex.compile(
+    "|".join(
+        (
+            r"\\\(.*?\\\)",  # \( inline math \)
+            r"\\\[.*?\\\]",  # \[ display math \]
+            r"\$\$.+?\$\$",  # $$ display math $$
+            r"(?<![\\\d])\$[^\s$](?:[^$]*?[^\s$])?\$(?!\d)",  # $inline$, Pandoc's rule
+            r"`[^`]+`",  # inline code
+            r"(?:https?|ftp)://[!-~]+",  # a URL: printable ASCII up to a space or non-ASCII
+            r"www\.[!-~]+",
+            r"\[[^\[\]]{1,40}\]",  # [code], [1]
+            r"【[^【】]{1,40}】",
+            rf"{_WORD}(?:['’\-.,:/_+&@]{_WORD})*%?",  # a word or number, in-word punctuation kept
+        )
+    ),
+    regex.V1 | regex.DOTALL,
+)
+_CLUSTER = regex.compile(r"\X", regex.DOTALL)
+#: a cut just after one of these ends a sentence
+SENTENCE_ENDS = frozenset("。！？；.!?")
+#: not left dangling at the end of an excerpt
+_OPENERS = " ([{（【「『《〈“‘-—–,，、:："
+
+
+def grapheme_count(text: str) -> int:
+    """The number of user-perceived characters (grapheme clusters) in `text`."""
+    return len(_CLUSTER.findall(text))
+
+
+def excerpt(text: str, length: int, ellipsis: str = "...") -> str:
+    """Cut plain `text` to at most `length` user-perceived characters.
+
+    White space folds to one space. The cut never falls inside a grapheme
+    cluster, a Latin word or number, a URL, a math span, an inline code span
+    or a bracketed placeholder; between two CJK characters it may fall
+    anywhere, and it prefers the end of a sentence (。！？；.!?) found in the
+    last fifth of the budget. `ellipsis` (not counted in `length`) is added
+    only when text was cut. An atom longer than the whole budget at the very
+    start leaves just the ellipsis.
     """
     text = fold_space(text)
-    if len(text) <= length:
+    if len(text) <= length:  # code points >= clusters: nothing to cut
         return text
-    cut = text[:length]
-    # Cut between words for Latin text; CJK text has no spaces and may be cut anywhere.
-    space = cut.rfind(" ")
-    if space > length * 0.6 and text[length].isalnum() and cut[-1].isalnum():
-        cut = cut[:space]
-    return cut.rstrip() + ellipsis
+    # ends[i] = offset just after the (i+1)-th cluster, for the first length+1 clusters
+    ends: list[int] = []
+    for m in _CLUSTER.finditer(text):
+        ends.append(m.end())
+        if len(ends) > length:
+            break
+    if len(ends) <= length:
+        return text
+    limit = ends[length - 1]
+    blocked = bytearray(limit + 1)  # blocked[p]: a cut at offset p splits an atom
+    for m in _ATOMS.finditer(text):
+        if m.start() >= limit:
+            break
+        for p in range(m.start() + 1, min(m.end(), limit + 1)):
+            blocked[p] = 1
+    cuts = [(i + 1, p) for i, p in enumerate(ends[:length]) if not blocked[p]]
+    if not cuts:
+        return ellipsis
+    cut = cuts[-1][1]
+    # Prefer a sentence end in the last fifth of the budget.
+    floor = length - length // 5
+    for n, p in reversed(cuts):
+        if n < floor:
+            break
+        if text[p - 1] in SENTENCE_ENDS:
+            cut = p
+            break
+    kept = text[:cut].rstrip(_OPENERS)
+    return kept + ellipsis if kept else ellipsis
 
 
 def first_words(text: str, count: int = 10) -> str:

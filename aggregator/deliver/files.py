@@ -46,3 +46,29 @@ def write_outputs(root: Path, files: Mapping[str, bytes]) -> list[str]:
             raise DeliveryError(f"{target}: cannot write: {e.strerror}") from None
         written.append(rel)
     return written
+
+
+def copy_files(root: Path, files: Mapping[str, Path]) -> list[str]:
+    """Copy `files` ({relative path: source file}) under `root`, atomically.
+
+    A file whose bytes are already there is skipped. Returns the relative
+    paths written.
+    """
+    written = []
+    for rel, source in sorted(files.items()):
+        parts = PurePosixPath(rel).parts
+        if not parts or PurePosixPath(rel).is_absolute() or ".." in parts:
+            raise DeliveryError(f"refusing to write outside the output directory: {rel}")
+        target = root.joinpath(*parts)
+        try:
+            if (
+                target.is_file()
+                and target.stat().st_size == source.stat().st_size
+                and target.read_bytes() == source.read_bytes()
+            ):
+                continue
+            write_atomic(target, source.read_bytes())
+        except OSError as e:
+            raise DeliveryError(f"{target}: cannot copy {source}: {e.strerror}") from None
+        written.append(rel)
+    return written

@@ -66,3 +66,21 @@ def test_site_url_joins_under_base_url(tmp_path: Path) -> None:
     config = load(write(tmp_path, "[site]\nbase_url = 'https://x.org/blog'\n"))
     assert config.site.url("feed.atom") == "https://x.org/blog/feed.atom"
     assert config.site.url("") == "https://x.org/blog/"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[content]\nencoding = "klingon"\n', "'content.encoding' is not a known encoding"),
+        ("[content]\nmax_size = 0\n", "'content.max_size' must be greater than 0"),
+        ('[content]\npermalink = "/posts/"\n', "'content.permalink' must contain {slug}"),
+    ],
+)
+def test_content_keys_are_checked(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace("{", r"\{").replace("}", r"\}")):
+        load(write(tmp_path, text))
+
+
+def test_content_defaults(tmp_path: Path) -> None:
+    c = load(write(tmp_path, "")).content
+    assert (c.encoding, c.max_size, c.code_placeholder) == ("utf-8", 5 * 1024 * 1024, "[code]")

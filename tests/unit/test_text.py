@@ -1,6 +1,14 @@
 from __future__ import annotations
 
-from aggregator.text import excerpt, html_to_text, markdown_to_html, sanitize_html
+from aggregator.text import (
+    excerpt,
+    first_heading,
+    html_to_text,
+    markdown_to_html,
+    rebase_links,
+    sanitize_html,
+    split_more,
+)
 
 
 def test_math_passes_through_markdown_verbatim() -> None:
@@ -43,3 +51,68 @@ def test_excerpt_keeps_short_text_and_cuts_long_text_at_a_word() -> None:
     cut = excerpt("alpha beta gamma delta epsilon", 14)
     assert cut == "alpha beta..."
     assert excerpt("a  b\n c", 10) == "a b c"
+
+
+def test_markdown_tables_footnotes_strikethrough_and_task_lists() -> None:
+    html = markdown_to_html(
+        "| a | b |\n|---|---|\n| 1 | 2 |\n\nSee~~old~~ this[^n].\n\n"
+        "- [x] done\n- [ ] todo\n\n[^n]: The note.\n"
+    )
+    assert "<table>" in html and "<td>1</td>" in html
+    assert "<s>old</s>" in html
+    assert 'class="footnote-ref"' in html and "The note." in html
+    text = html_to_text(sanitize_html(html))
+    assert "☑ done" in text and "☐ todo" in text
+
+
+def test_shell_dollars_in_code_stay_code_and_prices_are_not_math() -> None:
+    html = markdown_to_html(
+        '```bash\nlocal f="$HOME/notebook/$(date +%F).md"\n```\n\n'
+        "It costs $5 or $10, and `$PATH` is set; $x$ is math.\n"
+    )
+    assert '<pre><code class="language-bash">local f=&quot;$HOME/notebook/$(date +%F).md' in html
+    assert "It costs $5 or $10" in html
+    assert "<code>$PATH</code>" in html
+    assert '<span class="math inline">$x$</span>' in html
+    assert html.count('class="math') == 1
+
+
+def test_raw_html_in_a_post_is_sanitized() -> None:
+    html = markdown_to_html('Hi <img src="x.png" onerror="steal()">\n\n<script>alert(1)</script>\n')
+    clean = sanitize_html(html, "https://blog.example.org/posts/a/")
+    assert "onerror" not in clean and "<script" not in clean
+    assert 'src="https://blog.example.org/posts/a/x.png"' in clean
+
+
+def test_text_keeps_math_whole_and_inline_code_in_backticks() -> None:
+    html = markdown_to_html(r"Loss \( p_{data}_x \) with `torch.cdist` and ![A chart](c.png)")
+    assert html_to_text(html) == r"Loss \( p_{data}_x \) with `torch.cdist` and A chart"
+    assert html_to_text("<pre><code>x</code></pre>", "〔代码〕") == "〔代码〕"
+
+
+def test_first_heading_and_more_marker() -> None:
+    html = markdown_to_html("Intro *here*.\n\n## The *real* title\n\nBody\n")
+    assert first_heading(html) == "The real title"
+    assert first_heading("<p>none</p>") is None
+    html = markdown_to_html("Lead para.\n\n<!--more-->\n\nRest.\n\n```\n<!--more-->\n```\n")
+    before = split_more(html)
+    assert before is not None and "Lead para." in before and "Rest." not in before
+    assert split_more(markdown_to_html("```\n<!--more-->\n```\n")) is None
+
+
+def test_rebase_links_images_by_folder_and_links_by_permalink() -> None:
+    html = (
+        '<p><img src="images/a.png"><a href="../other/">o</a><a href="#fn1">f</a>'
+        '<a href="data.csv">d</a><a href="https://x.org/">x</a></p>'
+    )
+    out = rebase_links(
+        html,
+        href_base="https://b.org/posts/my-post/",
+        src_base="https://b.org/notes/",
+        is_file=lambda link: link == "data.csv",
+    )
+    assert 'src="https://b.org/notes/images/a.png"' in out
+    assert 'href="https://b.org/posts/other/"' in out
+    assert 'href="https://b.org/posts/my-post/#fn1"' in out
+    assert 'href="https://b.org/notes/data.csv"' in out
+    assert 'href="https://x.org/"' in out
