@@ -21,7 +21,7 @@ HASH_VERSION = 1
 
 def normalize(item: RawItem, base_url: str, now: datetime) -> Entry:
     """Normalize one item; `base_url` resolves relative links (feed or page URL)."""
-    content_html = sanitize_html(item.content_html, item.link or base_url)
+    content_html = sanitize_html(item.content_html, item.base_url or item.link or base_url)
     text = html_to_text(content_html)
     title = fold_space(item.title or "") or first_words(text) or "(untitled)"
     link = item.link or ""
