@@ -242,8 +242,9 @@ class _FeedRun:
         try:
             async for fetched in fetch_all(requests, fetch_settings(self.config)):
                 st = self.states.get(fetched.request.key, FeedState())
-                digest = hashlib.sha256(fetched.body).hexdigest() if fetched.body else None
-                if fetched.status is FetchStatus.OK and digest != st.body_hash:
+                ok = fetched.status is FetchStatus.OK
+                digest = hashlib.sha256(fetched.body).hexdigest() if ok else None
+                if ok and digest != st.body_hash:
                     if self.use_pool:
                         task = asyncio.ensure_future(self._parse_in_pool(fetched, digest))
                         pending.add(task)
