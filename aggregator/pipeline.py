@@ -17,6 +17,7 @@ from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from aggregator import dedupe
 from aggregator.config import Config
@@ -38,7 +39,7 @@ from aggregator.normalize import normalize
 from aggregator.render.atom import render_feed
 from aggregator.render.email import render_email
 from aggregator.render.pages import render_pages
-from aggregator.sources import content, schedule
+from aggregator.sources import content, feeds, opml, schedule
 from aggregator.sources.fetch import (
     FetchRequest,
     FetchResult,
@@ -363,6 +364,30 @@ class _FeedRun:
         self.results.append(result)
         if self.progress:
             self.progress(len(self.results), len(self.due), result)
+
+
+def find_feed(config: Config, url: str) -> tuple[str, str | None]:
+    """The feed at `url`, or the one the web page at `url` links: (feed URL, its title)."""
+    found, parsed = feeds.find_feed(url, fetch_settings(config))
+    return found, parsed.title
+
+
+def read_opml(path: Path) -> list[opml.OpmlFeed]:
+    """The feeds listed in an OPML file; SourceError naming the file if unreadable."""
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise SourceError(str(path), f"cannot read: {e.strerror}") from None
+    return opml.read(data, str(path))
+
+
+def export_opml(config: Config, now: datetime) -> bytes:
+    """The configured feeds as an OPML 2.0 document."""
+    return opml.write(
+        [opml.OpmlFeed(url=s.key, title=s.name, tags=s.tags) for s in config.feed_sources],
+        f"{config.site.title}: feeds",
+        now,
+    )
 
 
 def _normalize_all(

@@ -12,6 +12,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from aggregator.config import Config
 from tests.integration.feedkit import atom, feed_result, ingest, make_config, opened, titles
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -22,7 +23,7 @@ def httpserver_listen_address() -> tuple[str, int]:
     return ("127.0.0.1", 0)
 
 
-def all_stored(config, now: datetime) -> str:  # type: ignore[no-untyped-def]
+def all_stored(config: Config, now: datetime) -> str:
     with opened(config) as store:
         return " ".join(
             f"{s.entry.title} {s.entry.content_html} {s.entry.text}"
