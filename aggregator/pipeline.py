@@ -278,9 +278,10 @@ class _FeedRun:
                 workers, mp_context=multiprocessing.get_context("spawn")
             )
         loop = asyncio.get_running_loop()
+        executor = self.executor
         try:
             parsed = await loop.run_in_executor(
-                self.executor,
+                executor,
                 parse_and_normalize,
                 fetched.body,
                 fetched.headers,
@@ -292,8 +293,9 @@ class _FeedRun:
         except BrokenProcessPool:
             # A worker died (killed for memory?): this feed fails, the rest go on
             # in a fresh pool.
-            broken, self.executor = self.executor, None
-            broken.shutdown(wait=False, cancel_futures=True)
+            if self.executor is executor:  # the first task to notice replaces it
+                self.executor = None
+                executor.shutdown(wait=False, cancel_futures=True)
             parsed = _Parsed(error="the parser process died while reading this feed")
         self._finish(fetched, digest, parsed)
 

@@ -6,6 +6,7 @@ linked with rel="next".
 
 from __future__ import annotations
 
+import html
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -74,3 +75,7 @@ def _add_entry(fg: FeedGenerator, d: DigestEntry) -> None:
     fe.summary(d.excerpt or e.title)
     if e.content_html:
         fe.content(e.content_html, type="html")
+    elif not e.link:
+        # Atom needs a link or a content element; a feed item may have neither
+        # (found by feedparser's corpus, issue 4).
+        fe.content(f"<p>{html.escape(e.title)}</p>", type="html")
