@@ -57,7 +57,8 @@ def bad_markup(root: etree._Element, where: str) -> list[str]:
             continue
         if el.tag.lower().rsplit("}", 1)[-1] == "script":
             found.append(f"{where}: <script>")
-        for name, value in el.attrib.items():
+        for raw_name, raw_value in el.attrib.items():
+            name, value = str(raw_name), str(raw_value)
             if name.lower().startswith("on"):
                 found.append(f"{where}: {name}= on <{el.tag}>")
             squashed = re.sub(r"[\x00-\x20]+", "", value).lower()
