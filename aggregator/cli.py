@@ -15,9 +15,9 @@ import click
 
 from aggregator import __version__, clock, pipeline
 from aggregator import config as config_mod
-from aggregator.config import Config
+from aggregator.config import Config, FeedConfig
 from aggregator.errors import AggregatorError, ConfigError
-from aggregator.model import BuildReport, IngestReport, SourceKind
+from aggregator.model import BuildReport, IngestReport, SourceKind, SourceResult
 from aggregator.store import Store
 
 #: exit codes: 1 some source or output failed; 2 bad usage or config
@@ -89,17 +89,59 @@ def cli(ctx: click.Context, config_path: Path | None, verbose: bool) -> None:
 
 
 def _print_ingest(report: IngestReport) -> None:
+    feed_results = []
     for r in report.results:
+        if r.source.kind == SourceKind.FEED:
+            feed_results.append(r)
+            continue
         click.echo(
             f"{r.source.kind:7} {r.source.name}: {r.items} read, {r.new} new, "
             f"{r.changed} changed" + (f", {len(r.failures)} failed" if r.failures else "")
         )
+    if feed_results:
+        # One summary line for every feed (thousands of feeds: cron mails what we print);
+        # each failed feed gets its FAILED line below.
+        click.echo(_feeds_summary(feed_results))
     if report.linked:
         click.echo(f"dedupe: {report.linked} copies linked to their canonical entry")
     for w in report.warnings:
         click.echo(f"WARNING {w}", err=True)
     for f in report.failures:
         click.echo(f"FAILED {f}", err=True)
+
+
+def _feeds_summary(results: list[SourceResult]) -> str:
+    counts: dict[str, int] = {}
+    for r in results:
+        key = "failed" if r.failures and not r.items else (r.fetch or "fetched")
+        counts[key] = counts.get(key, 0) + 1
+    order = ["fetched", "not modified", "unchanged", "not due", "disabled", "failed"]
+    parts = [f"{counts[k]} {k}" for k in order if counts.get(k)]
+    new = sum(r.new for r in results)
+    changed = sum(r.changed for r in results)
+    return f"feeds   {len(results)}: {', '.join(parts)}; {new} new, {changed} changed entries"
+
+
+def _ingest(config: Config, store: Store, all_feeds: bool) -> IngestReport:
+    """pipeline.ingest, with a progress bar when a person watches (stdout is a terminal)."""
+    if not sys.stdout.isatty():
+        return pipeline.ingest(config, store, clock.now(), all_feeds=all_feeds)
+    from rich.progress import Progress
+
+    with Progress(transient=True) as bar:
+        task = bar.add_task("fetching feeds", total=None)
+
+        def progress(done: int, total: int, result: SourceResult | None) -> None:
+            bar.update(task, completed=done, total=total)
+            if result is not None and result.failures and not result.items:
+                bar.console.print(f"FAILED {result.failures[0]}", markup=False, highlight=False)
+
+        return pipeline.ingest(config, store, clock.now(), all_feeds=all_feeds, progress=progress)
+
+
+ALL_OPTION = click.option(
+    "--all", "all_feeds", is_flag=True, help="Fetch every feed now, not only those due."
+)
 
 
 def _print_build(report: BuildReport, output: Path) -> None:
@@ -109,16 +151,20 @@ def _print_build(report: BuildReport, output: Path) -> None:
 
 
 @cli.command()
+@ALL_OPTION
 @click.pass_obj
 @_errors_to_exit
-def ingest(obj: Context) -> None:
-    """Read the content directory and every feed into the database.
+def ingest(obj: Context, all_feeds: bool) -> None:
+    """Read the content directory and the feeds that are due into the database.
 
-    Example: aggregator ingest
+    Each feed has its own schedule (its hints, within [fetch] min and max
+    intervals; longer after errors); --all fetches every feed now.
+
+    Example: aggregator ingest --all
     """
     config = obj.config()
     with _store(config) as store:
-        report = pipeline.ingest(config, store, clock.now())
+        report = _ingest(config, store, all_feeds)
     _print_ingest(report)
     if report.failures:
         sys.exit(EXIT_FAILED)
@@ -139,16 +185,17 @@ def build(obj: Context) -> None:
 
 
 @cli.command()
+@ALL_OPTION
 @click.pass_obj
 @_errors_to_exit
-def run(obj: Context) -> None:
+def run(obj: Context, all_feeds: bool) -> None:
     """Ingest, then build: what cron calls.
 
     Example: aggregator run
     """
     config = obj.config()
     with _store(config) as store:
-        report = pipeline.ingest(config, store, clock.now())
+        report = _ingest(config, store, all_feeds)
         _print_ingest(report)
         built = pipeline.build(config, store, clock.now())
     _print_build(built, config.output.dir)
@@ -180,9 +227,161 @@ def status(obj: Context) -> None:
         if s.last_error:
             failing = True
             click.echo(f"       last error: {s.last_error}")
+        if s.moved_to:
+            click.echo(f"       moved permanently to {s.moved_to} (fetched from there)")
+        if s.disabled_reason:
+            click.echo(f"       disabled: {s.disabled_reason}")
+        elif s.consecutive_errors:
+            click.echo(f"       {s.consecutive_errors} failures in a row")
+        if s.next_fetch and not s.disabled_reason:
+            click.echo(f"       next fetch {s.next_fetch:%Y-%m-%d %H:%M} UTC")
     click.echo(f"{total} entries stored")
     if failing:
         sys.exit(EXIT_FAILED)
+
+
+# -- feeds: the list lives in config.toml; these commands edit it in place -----
+
+
+@cli.group()
+def feeds() -> None:
+    """Manage the feeds you follow: add, list, remove, import and export (OPML).
+
+    The list of feeds is config.toml's [[feeds]] tables: these commands edit
+    that file in place, keeping its comments. The database keeps each feed's
+    entries and fetch state.
+
+    Example: aggregator feeds add https://example.org/ --tag friends
+    """
+
+
+def _relative_to_config(config: Config, url: str) -> str:
+    """A local path typed by the user, written relative to the config file if inside it."""
+    if "://" in url or url.startswith("file:"):
+        return url
+    path = Path(url).expanduser().resolve()
+    try:
+        return path.relative_to(config.path.resolve().parent).as_posix()
+    except ValueError:
+        return str(path)
+
+
+@feeds.command("add")
+@click.argument("url")
+@click.option("--name", default="", help="The name readers see (default: the feed's title).")
+@click.option("--tag", "tags", multiple=True, help="A tag added to every entry (repeatable).")
+@click.option("--no-check", is_flag=True, help="Add the URL as given, without fetching it.")
+@click.pass_obj
+@_errors_to_exit
+def feeds_add(obj: Context, url: str, name: str, tags: tuple[str, ...], no_check: bool) -> None:
+    """Follow a feed. Given a web page, add the feed it links (autodiscovery).
+
+    Example: aggregator feeds add https://example.org/blog/ --name "A blog" --tag friends
+    """
+    config = obj.config()
+    url = _relative_to_config(config, url)
+    if not no_check and url.startswith(("http://", "https://")):
+        found, title = pipeline.find_feed(config, url)
+        if found != url:
+            click.echo(f"{url} is a web page; it links the feed {found}")
+            url = found
+        name = name or (title or "")
+    added = config_mod.add_feeds(obj.config_path, [FeedConfig(url=url, name=name, tags=tags)])
+    if not added:
+        click.echo(f"already followed: {url}")
+        return
+    fresh = obj.config()
+    (source,) = [s for s in fresh.feed_sources if config_mod.feed_matches(fresh, url, s.key)][:1]
+    with _store(fresh) as store:
+        store.forget_feed_state(source.key)  # fetched at the next ingest, re-enabled if it was
+    click.echo(f"added {url}" + (f" ({name})" if name else "") + f" to {obj.config_path}")
+
+
+@feeds.command("list")
+@click.pass_obj
+@_errors_to_exit
+def feeds_list(obj: Context) -> None:
+    """Show every feed: status, last fetch, next fetch, last error, entry count.
+
+    Example: aggregator feeds list
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    config = obj.config()
+    with _store(config) as store:
+        statuses = store.source_statuses(config.feed_sources)
+    table = Table("feed", "status", "last fetch", "next fetch", "entries", "last error")
+    for s in statuses:
+        state = (
+            "disabled"
+            if s.disabled_reason
+            else ("moved" if s.moved_to and s.last_status == "ok" else s.last_status)
+        )
+        table.add_row(
+            f"{s.source.name}\n{s.moved_to or s.source.key}",
+            state,
+            f"{s.last_checked:%Y-%m-%d %H:%M}" if s.last_checked else "never",
+            f"{s.next_fetch:%Y-%m-%d %H:%M}" if s.next_fetch and not s.disabled_reason else "",
+            str(s.entry_count),
+            s.disabled_reason or s.last_error or "",
+        )
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
+    click.echo(f"{len(statuses)} feeds")
+
+
+@feeds.command("remove")
+@click.argument("url")
+@click.pass_obj
+@_errors_to_exit
+def feeds_remove(obj: Context, url: str) -> None:
+    """Stop following a feed. Its entries stay in the database but no longer appear.
+
+    Example: aggregator feeds remove https://example.org/feed.xml
+    """
+    removed = config_mod.remove_feed(obj.config_path, url)
+    if removed is None:
+        click.echo(f"error: no feed {url} in {obj.config_path}", err=True)
+        sys.exit(EXIT_FAILED)
+    click.echo(f"removed {removed.url} from {obj.config_path} (its entries are kept, hidden)")
+
+
+@feeds.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_obj
+@_errors_to_exit
+def feeds_import(obj: Context, file: Path) -> None:
+    """Follow every feed of an OPML file (what feed readers export).
+
+    Example: aggregator feeds import subscriptions.opml
+    """
+    listed = pipeline.read_opml(file)
+    added = config_mod.add_feeds(
+        obj.config_path, [FeedConfig(url=f.url, name=f.title, tags=f.tags) for f in listed]
+    )
+    click.echo(
+        f"imported {len(added)} feeds from {file} into {obj.config_path}"
+        f" ({len(listed) - len(added)} already followed)"
+    )
+
+
+@feeds.command("export")
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="File to write."
+)
+@click.pass_obj
+@_errors_to_exit
+def feeds_export(obj: Context, output: Path | None) -> None:
+    """Write the feeds you follow as OPML 2.0 (to stdout, or to a file with -o).
+
+    Example: aggregator feeds export -o subscriptions.opml
+    """
+    data = pipeline.export_opml(obj.config(), clock.now())
+    if output is None:
+        click.echo(data.decode("utf-8"), nl=False)
+    else:
+        output.write_bytes(data)
+        click.echo(f"wrote {output}")
 
 
 def main() -> None:

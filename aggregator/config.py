@@ -71,6 +71,31 @@ class FeedConfig:
 
 
 @dataclass(frozen=True)
+class FetchConfig:
+    """[fetch]: how external feeds are fetched, parsed and scheduled (issue 4)."""
+
+    #: requests in flight at once, and at once per host
+    concurrency: int = 32
+    per_host: int = 4
+    #: seconds: to connect, between bytes, and for a whole response
+    connect_timeout: float = 10.0
+    read_timeout: float = 30.0
+    total_timeout: float = 60.0
+    #: a response larger than this (after decompression) is refused
+    max_bytes: int = 10 * 1024 * 1024
+    #: entries kept from one feed, and seconds one feed may take to parse
+    max_entries: int = 1000
+    parse_timeout: float = 20.0
+    #: processes parsing feeds; 0: one per CPU
+    parse_workers: int = 0
+    #: a feed is fetched at most this often and at least this often, whatever it asks
+    min_interval_minutes: int = 30
+    max_interval_minutes: int = 1440
+    #: the longest wait between tries of a failing feed
+    backoff_cap_minutes: int = 1440
+
+
+@dataclass(frozen=True)
 class DatabaseConfig:
     url: str = ""
 
@@ -126,6 +151,7 @@ class Config:
     digest: DigestConfig
     email: EmailConfig
     subscribers: tuple[SubscriberConfig, ...]
+    fetch: FetchConfig = field(default_factory=FetchConfig)
 
     @property
     def content_source(self) -> Source:
@@ -181,6 +207,7 @@ _SECTIONS: dict[str, type] = {
     "output": OutputConfig,
     "digest": DigestConfig,
     "email": EmailConfig,
+    "fetch": FetchConfig,
 }
 _LISTS: dict[str, type] = {"feeds": FeedConfig, "subscribers": SubscriberConfig}
 
@@ -216,8 +243,10 @@ def parse(data: dict[str, Any], path: Path) -> Config:
         digest=sections["digest"],
         email=sections["email"],
         subscribers=lists["subscribers"],
+        fetch=sections["fetch"],
     )
     _check(config)
+    _check_fetch(config)
     return config
 
 
@@ -338,3 +367,92 @@ def _check(config: Config) -> None:
     for url in urls:
         if urls.count(url) > 1:
             raise ConfigError(f"{path}: feed {url} is listed twice in [[feeds]]")
+
+
+def _check_fetch(config: Config) -> None:
+    f = config.fetch
+    for key in (
+        "concurrency", "per_host", "connect_timeout", "read_timeout", "total_timeout",
+        "max_bytes", "max_entries", "parse_timeout", "min_interval_minutes",
+        "max_interval_minutes", "backoff_cap_minutes",
+    ):  # fmt: skip
+        v = getattr(f, key)
+        if v <= 0:
+            raise ConfigError(f"{config.path}: 'fetch.{key}' must be greater than 0, not {v}")
+    if f.parse_workers < 0:
+        raise ConfigError(f"{config.path}: 'fetch.parse_workers' must be 0 or more")
+    if f.max_interval_minutes < f.min_interval_minutes:
+        raise ConfigError(
+            f"{config.path}: 'fetch.max_interval_minutes' must not be less than"
+            " 'fetch.min_interval_minutes'"
+        )
+
+
+# -- editing the feed list in place (feeds add/remove/import) -----------------
+# config.toml is the source of truth for which feeds are followed; these edit
+# its [[feeds]] tables with tomlkit, which keeps comments and layout.
+
+
+def feed_matches(config: Config, raw_url: str, url: str) -> bool:
+    """Whether `url` as typed names the feed written `raw_url` in the file."""
+    if url == raw_url:
+        return True
+    resolved = _resolve_feed(FeedConfig(url=raw_url), config.path.resolve().parent).url
+    typed = _resolve_feed(FeedConfig(url=url), Path.cwd()).url
+    return resolved in (url, typed)
+
+
+def add_feeds(path: Path, feeds: typing.Sequence[FeedConfig]) -> list[FeedConfig]:
+    """Append [[feeds]] tables to the config file; return those not already there."""
+    import tomlkit
+
+    config = load(path)
+    doc = tomlkit.parse(path.read_text(encoding="utf-8"))
+    table = doc.get("feeds")
+    if table is None:
+        table = tomlkit.aot()
+        doc.append("feeds", table)
+    known = [str(t.get("url", "")) for t in table]
+    added = []
+    for feed in feeds:
+        if any(feed_matches(config, raw, feed.url) for raw in known):
+            continue
+        item = tomlkit.table()
+        item["url"] = feed.url
+        if feed.name:
+            item["name"] = feed.name
+        if feed.tags:
+            item["tags"] = list(feed.tags)
+        table.append(item)
+        known.append(feed.url)
+        added.append(feed)
+    if added:
+        _write_checked(path, tomlkit.dumps(doc))
+    return added
+
+
+def remove_feed(path: Path, url: str) -> FeedConfig | None:
+    """Remove the [[feeds]] table whose url is `url`; return it, or None if absent."""
+    import tomlkit
+
+    config = load(path)
+    doc = tomlkit.parse(path.read_text(encoding="utf-8"))
+    table = doc.get("feeds") or []
+    for i, t in enumerate(table):
+        raw = str(t.get("url", ""))
+        if feed_matches(config, raw, url):
+            removed = config.feeds[i]
+            del table[i]
+            if len(table) == 0:
+                del doc["feeds"]
+            _write_checked(path, tomlkit.dumps(doc))
+            return removed
+    return None
+
+
+def _write_checked(path: Path, text: str) -> None:
+    """Write the edited config atomically, after checking it still loads."""
+    parse(tomllib.loads(text), path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)

@@ -56,6 +56,8 @@ class RawItem:
     tags: tuple[str, ...] = ()
     #: a draft is read (so errors show) but never published
     draft: bool = False
+    #: the base of relative links in content_html (a feed's xml:base); default: link
+    base_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -168,6 +170,8 @@ class SourceResult:
     failures: tuple[Failure, ...] = ()
     #: things read but worth a look (a post with no date)
     warnings: tuple[Failure, ...] = ()
+    #: a feed that was not fetched (not due) or not parsed (304, same body)
+    fetch: str = ""
 
     @property
     def ok(self) -> bool:
@@ -209,6 +213,33 @@ class SourceStatus:
     last_status: str
     last_error: str | None
     entry_count: int
+    #: feeds: why fetching stopped (410 Gone); None while it is fetched
+    disabled_reason: str | None = None
+    #: feeds: the address a permanent redirect moved it to (fetched from there)
+    moved_to: str | None = None
+    #: feeds: when it is fetched next
+    next_fetch: datetime | None = None
+    #: feeds: failures in a row (the backoff grows with it)
+    consecutive_errors: int = 0
+
+
+@dataclass(frozen=True)
+class FeedState:
+    """What the store remembers between fetches of one feed."""
+
+    #: validators sent back as If-None-Match / If-Modified-Since
+    etag: str | None = None
+    last_modified: str | None = None
+    #: hash of the last body parsed: the same body again is not parsed again
+    body_hash: str | None = None
+    next_fetch: datetime | None = None
+    consecutive_errors: int = 0
+    #: set when the feed answered 410 Gone; it is no longer fetched
+    disabled_reason: str | None = None
+    #: the feed's new URL after a permanent redirect; fetched instead of the key
+    moved_to: str | None = None
+    #: the last fetch that answered (200 or 304)
+    last_success: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ def normalize(
     store shows only entries published by `now`). `code_placeholder` stands
     for a code block in the plain text.
     """
-    content_html = sanitize_html(item.content_html, item.link or base_url)
+    content_html = sanitize_html(item.content_html, item.base_url or item.link or base_url)
     text = html_to_text(content_html, code_placeholder)
     title = fold_space(item.title or "") or first_words(text) or "(untitled)"
     link = item.link or ""

@@ -6,10 +6,19 @@ per-item problem becomes a Failure in the report, and the run goes on.
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import logging
-from collections.abc import Mapping
-from datetime import datetime
+import multiprocessing
+import os
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from functools import partial
+from pathlib import Path
 
 from aggregator import dedupe
 from aggregator.config import Config
@@ -28,6 +37,7 @@ from aggregator.model import (
     Entry,
     Failure,
     FeedMeta,
+    FeedState,
     IngestReport,
     Page,
     RawItem,
@@ -41,16 +51,41 @@ from aggregator.render.email import render_email
 from aggregator.render.jsonfeed import render_json_feed
 from aggregator.render.pages import render_pages
 from aggregator.render.rss import render_rss
-from aggregator.sources import content, content_scan, feeds
+from aggregator.sources import content, content_scan, feeds, opml, schedule
+from aggregator.sources.fetch import (
+    FetchRequest,
+    FetchResult,
+    FetchSettings,
+    FetchStatus,
+    fetch_all,
+    run_async,
+)
+from aggregator.sources.parse import ParseSettings, parse
 from aggregator.store import Store
 
 log = logging.getLogger(__name__)
 
 
-def ingest(config: Config, store: Store, now: datetime) -> IngestReport:
-    """Read every source into the store, then dedupe."""
+#: called with (feeds done, feeds to fetch, the latest result or None at the start)
+Progress = Callable[[int, int, SourceResult | None], None]
+
+
+def ingest(
+    config: Config,
+    store: Store,
+    now: datetime,
+    *,
+    all_feeds: bool = False,
+    progress: Progress | None = None,
+) -> IngestReport:
+    """Read the content directory and the feeds that are due into the store, then dedupe.
+
+    A feed is due when its schedule says so (see sources/schedule.py);
+    `all_feeds` fetches every feed that is not disabled. The daemon calls this
+    every minute or so: feeds not due cost one database read.
+    """
     results = [_ingest_content(config, store, now)]
-    results += [_ingest_feed(source, store, now) for source in config.feed_sources]
+    results += _ingest_feeds(config, store, now, all_feeds, progress)
     links = dedupe.cluster(store.dedupe_candidates())
     store.replace_dupe_links(links)
     return IngestReport(results=tuple(results), linked=len(links))
@@ -109,30 +144,288 @@ def _ingest_content(
     )
 
 
-def _ingest_feed(source: Source, store: Store, now: datetime) -> SourceResult:
-    source_id = store.ensure_source(source)
+# -- feeds (issue 4) ---------------------------------------------------------
+# Fetch concurrently (asyncio + httpx), and as each body arrives parse and
+# normalize it in a pool of worker processes (feedparser and the HTML work
+# hold the GIL; processes use every core). The store is written here, in the
+# main process, one feed at a time as results come back.
+
+#: below this many feeds to fetch, parse in this process: starting workers costs more
+POOL_MIN_FEEDS = 4
+
+
+def fetch_settings(config: Config) -> FetchSettings:
+    """The [fetch] section as the fetcher's settings."""
+    f = config.fetch
+    return FetchSettings(
+        concurrency=f.concurrency,
+        per_host=f.per_host,
+        connect_timeout=f.connect_timeout,
+        read_timeout=f.read_timeout,
+        total_timeout=f.total_timeout,
+        max_bytes=f.max_bytes,
+    )
+
+
+def _schedule_settings(config: Config) -> schedule.ScheduleSettings:
+    f = config.fetch
+    return schedule.ScheduleSettings(
+        min_interval=timedelta(minutes=f.min_interval_minutes),
+        max_interval=timedelta(minutes=f.max_interval_minutes),
+        backoff_cap=timedelta(minutes=f.backoff_cap_minutes),
+    )
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    """What a worker sends back for one feed body."""
+
+    entries: tuple[Entry, ...] = ()
+    failures: tuple[Failure, ...] = ()
+    #: the whole feed failed to parse
+    error: str | None = None
+    warning: str | None = None
+    interval: timedelta | None = None
+    #: what the feed says about itself, for atom:source in our feeds
+    meta: FeedMeta | None = None
+
+
+def parse_and_normalize(
+    body: bytes,
+    headers: dict[str, str],
+    url: str,
+    source: Source,
+    now: datetime,
+    settings: ParseSettings,
+) -> _Parsed:
+    """Parse one feed body and normalize its items; runs in a worker process.
+
+    Returns values only (exceptions do not always survive pickling).
+    """
     try:
-        parsed = feeds.parse(feeds.fetch(source.key))
+        parsed = parse(body, headers, url, settings)
     except SourceError as e:
-        failure = Failure(e.location, e.reason)
-        store.record_check(source_id, now, str(failure))
-        return SourceResult(source=source, failures=(failure,))
-    if parsed.warning:
-        log.warning("%s: %s", source.key, parsed.warning)
-    store.record_feed_meta(source_id, FeedMeta(parsed.feed_id, parsed.title, parsed.link))
-    items = [
-        RawItem(**{**i.__dict__, "tags": (*i.tags, *source.tags)}) if source.tags else i
-        for i in parsed.items
-    ]
-    batch, failures = _normalize_all(items, source, source.key, now)
-    result = store.upsert_entries(source_id, batch, now)
-    store.record_check(source_id, now, _summary(failures))
-    return SourceResult(
-        source=source,
-        items=len(batch),
-        new=result.new,
-        changed=result.changed,
-        failures=tuple(failures),
+        return _Parsed(error=e.reason)
+    items = [replace(i, tags=(*i.tags, *source.tags)) if source.tags else i for i in parsed.items]
+    entries, failures = _normalize_all(items, source, url, now)
+    interval = schedule.feed_interval(
+        parsed.ttl, parsed.update_period, parsed.update_frequency, headers.get("cache-control")
+    )
+    meta = FeedMeta(parsed.feed_id, parsed.title, parsed.link)
+    return _Parsed(tuple(entries), tuple(failures), None, parsed.warning, interval, meta)
+
+
+def _ingest_feeds(
+    config: Config, store: Store, now: datetime, all_feeds: bool, progress: Progress | None
+) -> list[SourceResult]:
+    configured = config.feed_sources
+    states = store.feed_states([s.key for s in configured])
+    results: dict[str, SourceResult] = {}
+    due: list[Source] = []
+    for s in configured:
+        st = states.get(s.key, FeedState())
+        if st.disabled_reason:
+            results[s.key] = SourceResult(source=s, fetch="disabled")
+        elif all_feeds or schedule.is_due(st.next_fetch, now):
+            due.append(s)
+        else:
+            results[s.key] = SourceResult(source=s, fetch="not due")
+    if due:
+        run = _FeedRun(config, store, now, due, states, progress)
+        for r in run_async(run.go):
+            results[r.source.key] = r
+    return [results[s.key] for s in configured]
+
+
+class _FeedRun:
+    """One concurrent fetch-and-parse of the due feeds; the shell around the pure parts."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        now: datetime,
+        due: Sequence[Source],
+        states: Mapping[str, FeedState],
+        progress: Progress | None,
+    ) -> None:
+        self.config, self.store, self.now = config, store, now
+        self.due = {s.key: s for s in due}
+        self.states = states
+        self.progress = progress
+        self.ids = store.ensure_sources(due)
+        self.sched = _schedule_settings(config)
+        self.parse_settings = ParseSettings(
+            timeout=config.fetch.parse_timeout, max_entries=config.fetch.max_entries
+        )
+        self.results: list[SourceResult] = []
+        #: feed states and checks written together at the end (one transaction)
+        self.checks: list[tuple[int, FeedState, str | None]] = []
+        self.executor: Executor | None = None
+        self.use_pool = True
+
+    async def go(self) -> list[SourceResult]:
+        # Parsing here can be cut short by a timer only in a main thread.
+        in_main = threading.current_thread() is threading.main_thread()
+        self.use_pool = len(self.due) >= POOL_MIN_FEEDS or not in_main
+        requests = []
+        for s in self.due.values():
+            st = self.states.get(s.key, FeedState())
+            requests.append(FetchRequest(s.key, st.moved_to or s.key, st.etag, st.last_modified))
+        if self.progress:
+            self.progress(0, len(requests), None)
+        pending: set[asyncio.Task[None]] = set()
+        try:
+            async for fetched in fetch_all(requests, fetch_settings(self.config)):
+                st = self.states.get(fetched.request.key, FeedState())
+                ok = fetched.status is FetchStatus.OK
+                digest = hashlib.sha256(fetched.body).hexdigest() if ok else None
+                if ok and digest != st.body_hash:
+                    if self.use_pool:
+                        task = asyncio.ensure_future(self._parse_in_pool(fetched, digest))
+                        pending.add(task)
+                        task.add_done_callback(pending.discard)
+                    else:
+                        self._finish(fetched, digest, self._parse_here(fetched))
+                else:
+                    self._finish(fetched, digest, None)
+            if pending:
+                await asyncio.gather(*pending)
+        finally:
+            if self.executor is not None:
+                self.executor.shutdown(wait=True, cancel_futures=True)
+            self.store.record_feed_checks(self.checks, self.now)
+        return self.results
+
+    def _parse_here(self, fetched: FetchResult) -> _Parsed:
+        source = self.due[fetched.request.key]
+        return parse_and_normalize(
+            fetched.body, fetched.headers, fetched.url, source, self.now, self.parse_settings
+        )
+
+    async def _parse_in_pool(self, fetched: FetchResult, digest: str | None) -> None:
+        source = self.due[fetched.request.key]
+        if self.executor is None:
+            workers = self.config.fetch.parse_workers or os.cpu_count() or 1
+            # spawn, not fork: the parent has threads (asyncio, httpx), and a
+            # forked child of a threaded parent may deadlock.
+            self.executor = ProcessPoolExecutor(
+                workers, mp_context=multiprocessing.get_context("spawn")
+            )
+        loop = asyncio.get_running_loop()
+        executor = self.executor
+        try:
+            parsed = await loop.run_in_executor(
+                executor,
+                parse_and_normalize,
+                fetched.body,
+                fetched.headers,
+                fetched.url,
+                source,
+                self.now,
+                self.parse_settings,
+            )
+        except BrokenProcessPool:
+            # A worker died (killed for memory?): this feed fails, the rest go on
+            # in a fresh pool.
+            if self.executor is executor:  # the first task to notice replaces it
+                self.executor = None
+                executor.shutdown(wait=False, cancel_futures=True)
+            parsed = _Parsed(error="the parser process died while reading this feed")
+        self._finish(fetched, digest, parsed)
+
+    def _finish(self, fetched: FetchResult, digest: str | None, parsed: _Parsed | None) -> None:
+        """Decide the feed's new state from the outcome, and record it."""
+        key = fetched.request.key
+        source = self.due[key]
+        source_id = self.ids[key]
+        old = self.states.get(key, FeedState())
+        now, sched = self.now, self.sched
+        moved = fetched.moved_to or old.moved_to
+        if fetched.moved_to and fetched.moved_to != old.moved_to:
+            log.warning("%s: moved permanently to %s; fetching from there", key, fetched.moved_to)
+        error: str | None = None
+        retry_after = None
+        fetch_note = ""
+        if fetched.status is FetchStatus.GONE:
+            error = f"{fetched.error}: the feed is gone, fetching stopped"
+            state = replace(old, disabled_reason=error, next_fetch=None)
+        elif fetched.status is FetchStatus.ERROR or (parsed is not None and parsed.error):
+            error = fetched.error if fetched.status is FetchStatus.ERROR else parsed.error  # type: ignore[union-attr]
+            retry_after = schedule.parse_retry_after(fetched.retry_after, now)
+            errors = old.consecutive_errors + 1
+            state = replace(
+                old,
+                consecutive_errors=errors,
+                moved_to=moved,
+                next_fetch=schedule.next_after_error(now, errors, retry_after, sched),
+            )
+            if errors > 1:
+                error = f"{error} ({errors} failures in a row)"
+        else:
+            interval = parsed.interval if parsed is not None else None
+            if parsed is None and fetched.status is FetchStatus.OK:
+                interval = schedule.feed_interval(
+                    cache_control=fetched.headers.get("cache-control")
+                )
+            state = FeedState(
+                etag=fetched.headers.get("etag", old.etag if parsed is None else None),
+                last_modified=fetched.headers.get(
+                    "last-modified", old.last_modified if parsed is None else None
+                ),
+                body_hash=digest or old.body_hash,
+                next_fetch=schedule.next_after_success(now, interval, sched),
+                moved_to=moved,
+                last_success=now,
+            )
+            if parsed is None:
+                fetch_note = (
+                    "not modified" if fetched.status is FetchStatus.NOT_MODIFIED else "unchanged"
+                )
+        if parsed is not None and parsed.error is None:
+            if parsed.warning:
+                log.warning("%s: %s", key, parsed.warning)
+            upserted = self.store.upsert_entries(source_id, parsed.entries, now)
+            if parsed.meta is not None:
+                self.store.record_feed_meta(source_id, parsed.meta)
+            result = SourceResult(
+                source=source,
+                items=len(parsed.entries),
+                new=upserted.new,
+                changed=upserted.changed,
+                failures=parsed.failures,
+            )
+            self.checks.append((source_id, state, _summary(list(parsed.failures))))
+        else:
+            failures = (Failure(fetched.url or key, error),) if error else ()
+            result = SourceResult(source=source, failures=failures, fetch=fetch_note)
+            self.checks.append((source_id, state, str(failures[0]) if failures else None))
+        self.results.append(result)
+        if self.progress:
+            self.progress(len(self.results), len(self.due), result)
+
+
+def find_feed(config: Config, url: str) -> tuple[str, str | None]:
+    """The feed at `url`, or the one the web page at `url` links: (feed URL, its title)."""
+    found, parsed = feeds.find_feed(url, fetch_settings(config))
+    return found, parsed.title
+
+
+def read_opml(path: Path) -> list[opml.OpmlFeed]:
+    """The feeds listed in an OPML file; SourceError naming the file if unreadable."""
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise SourceError(str(path), f"cannot read: {e.strerror}") from None
+    return opml.read(data, str(path))
+
+
+def export_opml(config: Config, now: datetime) -> bytes:
+    """The configured feeds as an OPML 2.0 document."""
+    return opml.write(
+        [opml.OpmlFeed(url=s.key, title=s.name, tags=s.tags) for s in config.feed_sources],
+        f"{config.site.title}: feeds",
+        now,
     )
 
 

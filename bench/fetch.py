@@ -1,0 +1,245 @@
+"""Benchmark: ingest many feeds from a slow local server (issue 4).
+
+Serves N feeds (20-50 entries each, 1-5 KB of HTML per entry, some Chinese)
+from a local HTTP server in another process that adds 100 ms of latency to
+every request and answers If-None-Match with 304. Measures:
+
+- first ingest: pipeline.ingest into a fresh store (fetched, parsed, normalized, deduped);
+- second ingest: every feed answers 304;
+- baseline A: sequential httpx.get + feedparser.parse (default options) of each feed;
+- baseline B: feedparser.parse alone (default options, one process) over the same bodies.
+
+Targets on a 2-core machine (500 feeds): first ingest >= 8x faster than A and
+<= 0.6x B; the all-304 run under 3 s; peak memory under 300 MB.
+
+Usage: python -m bench.fetch [--feeds 500] [--write]   (--write updates bench/RESULTS.md)
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import feedparser
+import httpx
+
+from aggregator import config as config_mod
+from aggregator import pipeline
+from aggregator.store import Store
+
+LATENCY = 0.1
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+RESULTS = Path(__file__).with_name("RESULTS.md")
+WORDS_EN = [
+    "attention", "tokens", "latency", "cache", "gradient", "encoder", "feed", "reader",
+    "digest", "model", "sample", "kernel", "tiling", "memory", "batch", "vector",
+]  # fmt: skip
+WORDS_ZH = list("我们今天讨论注意力机制缓存量化模型训练推理数据集实验结果分析方法")
+
+
+def make_feed(i: int) -> bytes:
+    rnd = random.Random(i)
+    entries = []
+    for j in range(rnd.randint(20, 50)):
+        zh = rnd.random() < 0.3
+        paras = []
+        size = rnd.randint(1000, 5000)
+        total = 0
+        while total < size:
+            if zh:
+                text = "".join(rnd.choice(WORDS_ZH) for _ in range(80))
+            else:
+                text = " ".join(rnd.choice(WORDS_EN) for _ in range(40))
+            para = f'<p>{text} <a href="/posts/{i}/{j}/ref">link</a> <em>note</em></p>'
+            paras.append(para)
+            total += len(para.encode())
+        html = "".join(paras).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        title = "".join(rnd.choice(WORDS_ZH) for _ in range(8)) if zh else f"Post {i}-{j}"
+        entries.append(
+            f"<entry><id>urn:bench:{i}:{j}</id><title>{title}</title>"
+            f'<link href="https://site{i}.example/posts/{j}/"/>'
+            f"<updated>2026-11-{1 + j % 20:02d}T08:00:00Z</updated>"
+            f"<author><name>Author {i}</name></author>"
+            f'<category term="bench"/><content type="html">{html}</content></entry>'
+        )
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>\n<feed xmlns="http://www.w3.org/2005/Atom">'
+        f"<title>Feed {i}</title><id>urn:bench:{i}</id><updated>2026-11-20T00:00:00Z</updated>"
+        f'<link href="https://site{i}.example/"/>{"".join(entries)}</feed>'
+    ).encode()
+
+
+def serve(directory: str) -> None:
+    """The slow server (runs in its own process): files from `directory`, ETag = hash."""
+    root = Path(directory)
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            time.sleep(LATENCY)
+            path = root / self.path.lstrip("/")
+            body = path.read_bytes()
+            etag = '"' + hashlib.md5(body).hexdigest() + '"'
+            if self.headers.get("If-None-Match") == etag:
+                self.send_response(304)
+                self.send_header("ETag", etag)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "application/atom+xml; charset=utf-8")
+            self.send_header("ETag", etag)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    class Server(ThreadingHTTPServer):
+        daemon_threads = True
+        # The default listen backlog of 5 drops concurrent connections (SYN retried after 1 s).
+        request_queue_size = 1024
+
+    Server(("127.0.0.1", int(os.environ["BENCH_PORT"])), Handler).serve_forever()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def peak_mb(who: int) -> float:
+    return resource.getrusage(who).ru_maxrss / 1024
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--feeds", type=int, default=500)
+    ap.add_argument("--write", action="store_true", help="record the figures in bench/RESULTS.md")
+    args = ap.parse_args()
+    n = args.feeds
+
+    with tempfile.TemporaryDirectory() as tmp:
+        feeds_dir = Path(tmp) / "feeds"
+        feeds_dir.mkdir()
+        total_bytes = 0
+        for i in range(n):
+            body = make_feed(i)
+            total_bytes += len(body)
+            (feeds_dir / f"{i}.atom").write_bytes(body)
+        port = free_port()
+        server = subprocess.Popen(
+            [sys.executable, "-c", f"from bench.fetch import serve; serve({str(feeds_dir)!r})"],
+            env={**os.environ, "BENCH_PORT": str(port)},
+        )
+        try:
+            for _ in range(100):
+                try:
+                    httpx.get(f"http://127.0.0.1:{port}/0.atom", timeout=1)
+                    break
+                except httpx.HTTPError:
+                    time.sleep(0.1)
+            urls = [f"http://127.0.0.1:{port}/{i}.atom" for i in range(n)]
+            figures = run(Path(tmp), urls, total_bytes)
+        finally:
+            server.terminate()
+            server.wait()
+    report(figures, n, args.write)
+
+
+def run(tmp: Path, urls: list[str], total_bytes: int) -> dict[str, float]:
+    (tmp / "content").mkdir()
+    data = {
+        "site": {"base_url": "https://digest.example.org/"},
+        "content": {"dir": "content"},
+        "feeds": [{"url": u} for u in urls],
+        "database": {"url": "sqlite:///data/bench.db"},
+        # One host serves every feed here, so the per-host limit is the global one.
+        "fetch": {"concurrency": 64, "per_host": 64},
+    }
+    config = config_mod.parse(data, tmp / "config.toml")
+    f: dict[str, float] = {"mb": total_bytes / 1e6}
+
+    store = Store.open(config.database.url)
+    t = time.perf_counter()
+    first = pipeline.ingest(config, store, NOW, all_feeds=True)
+    f["first"] = time.perf_counter() - t
+    assert not first.failures, first.failures[:3]
+    f["entries"] = store.entry_count()
+    t = time.perf_counter()
+    second = pipeline.ingest(config, store, NOW, all_feeds=True)
+    f["second"] = time.perf_counter() - t
+    assert all(r.fetch == "not modified" for r in second.results[1:]), "expected 304s"
+    store.close()
+    f["peak_main_mb"] = peak_mb(resource.RUSAGE_SELF)
+    f["peak_worker_mb"] = peak_mb(resource.RUSAGE_CHILDREN)
+
+    bodies = []
+    t = time.perf_counter()
+    with httpx.Client() as client:
+        for url in urls:
+            body = client.get(url).content
+            feedparser.parse(body)
+            bodies.append(body)
+    f["sequential"] = time.perf_counter() - t
+    t = time.perf_counter()
+    for body in bodies:
+        feedparser.parse(body)
+    f["feedparser"] = time.perf_counter() - t
+    return f
+
+
+def report(f: dict[str, float], n: int, write: bool) -> None:
+    load = os.getloadavg()
+    lines = [
+        f"{n} feeds, {f['mb']:.1f} MB of XML, {int(f['entries'])} entries, "
+        f"{LATENCY * 1000:.0f} ms latency per request; {os.cpu_count()} CPUs; "
+        f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (shared machine)",
+        "",
+        "| measure | seconds | per feed (ms) |",
+        "|---|---|---|",
+        f"| first ingest (fetch, parse, normalize, store, dedupe) | {f['first']:.2f} "
+        f"| {f['first'] / n * 1000:.1f} |",
+        f"| second ingest, every feed 304 | {f['second']:.2f} | {f['second'] / n * 1000:.1f} |",
+        f"| baseline A: sequential fetch + feedparser.parse | {f['sequential']:.2f} "
+        f"| {f['sequential'] / n * 1000:.1f} |",
+        f"| baseline B: feedparser.parse alone | {f['feedparser']:.2f} "
+        f"| {f['feedparser'] / n * 1000:.1f} |",
+        "",
+        f"- speed-up over baseline A: **{f['sequential'] / f['first']:.1f}x** (target >= 8x)",
+        f"- first ingest / baseline B: **{f['first'] / f['feedparser']:.2f}x** (target <= 0.6x)",
+        f"- all-304 run: **{f['second']:.2f} s** (target < 3 s)",
+        f"- peak memory: main process **{f['peak_main_mb']:.0f} MB** (after the two ingests), "
+        f"largest parser process **{f['peak_worker_mb']:.0f} MB** (target < 300 MB)",
+    ]
+    text = "\n".join(lines)
+    print(text)
+    if write:
+        head = "<!-- bench:fetch -->\n## Fetching feeds (bench/fetch.py)\n\n"
+        section = f"{head}{text}\n<!-- /bench:fetch -->"
+        old = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
+        start, end = old.find("<!-- bench:fetch -->"), old.find("<!-- /bench:fetch -->")
+        if start >= 0 and end > start:
+            new = old[:start] + section + old[end + len("<!-- /bench:fetch -->") :]
+        else:
+            new = old.rstrip("\n") + "\n\n" + section + "\n"
+        RESULTS.write_text(new, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
