@@ -197,11 +197,9 @@ def _archive_pages(store: Store) -> dict[str, bytes]:
 def _email_preview(config: Config, store: Store, now: datetime) -> dict[str, bytes]:
     """public/email.html and email.txt: the next issue, as it would be sent now."""
     issue = next_issue(config, store, now)
-    base = unsubscribe_base(config)
-    link = message.unsubscribe_link(base, "preview")
     return {
-        "email.html": message.personalize(issue.html, link).encode("utf-8"),
-        "email.txt": message.personalize(issue.text, link).encode("utf-8"),
+        "email.html": message.personalize(issue.html, "preview").encode("utf-8"),
+        "email.txt": message.personalize(issue.text, "preview").encode("utf-8"),
     }
 
 
@@ -416,10 +414,9 @@ def preview(
         issue = store.issue(issue_key)
         if issue is None:
             raise DeliveryError(f"no issue {issue_key} in the database")
-        link = message.unsubscribe_link(unsubscribe_base(config), "preview")
         files = {
-            f"email-{issue_key}.html": message.personalize(issue.html, link).encode("utf-8"),
-            f"email-{issue_key}.txt": message.personalize(issue.text, link).encode("utf-8"),
+            f"email-{issue_key}.html": message.personalize(issue.html, "preview").encode("utf-8"),
+            f"email-{issue_key}.txt": message.personalize(issue.text, "preview").encode("utf-8"),
         }
     write_outputs(config.output.dir, files)
     return [config.output.dir / name for name in sorted(files)]

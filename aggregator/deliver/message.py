@@ -14,9 +14,10 @@ import quopri
 from dataclasses import dataclass
 from datetime import datetime
 from email import policy
-from email.headerregistry import Address
+from email.headerregistry import Address, HeaderRegistry, UnstructuredHeader
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
+from typing import Any
 from urllib.parse import quote
 
 from email_validator import EmailNotValidError, validate_email
@@ -40,6 +41,26 @@ class ListHeaders:
     unsubscribe_url: str
 
 
+class _UrlListHeader(UnstructuredHeader):
+    """List-Unsubscribe: folded only between its <URL>s, never encoded.
+
+    The stock folding turns a URL longer than a line into RFC 2047 encoded
+    words, which no client reads as a URL (RFC 2369 wants them verbatim).
+    """
+
+    def fold(self, *, policy: Any) -> str:
+        parts = [p.strip() for p in str(self).split(",") if p.strip()]
+        name: str = getattr(self, "name")  # noqa: B009 - set by BaseHeader at runtime
+        return f"{name}: " + f",{policy.linesep} ".join(parts) + str(policy.linesep)
+
+
+_REGISTRY = HeaderRegistry()
+_REGISTRY.map_to_type("list-unsubscribe", _UrlListHeader)  # type: ignore[arg-type]
+#: the message policy: SMTP line endings, and List-Unsubscribe kept verbatim
+POLICY = policy.SMTP.clone(header_factory=_REGISTRY)
+POLICY_UTF8 = policy.SMTPUTF8.clone(header_factory=_REGISTRY)
+
+
 def normalize_address(address: str) -> str:
     """A subscriber's address checked and normalized; DeliveryError says what is wrong."""
     try:
@@ -53,9 +74,9 @@ def unsubscribe_link(base: str, token: str) -> str:
     return base + quote(token, safe="")
 
 
-def personalize(text: str, unsubscribe_url: str) -> str:
-    """Put the subscriber's unsubscribe URL where the stored issue has the placeholder."""
-    return text.replace(UNSUBSCRIBE_PLACEHOLDER, unsubscribe_url)
+def personalize(text: str, token: str) -> str:
+    """Put the subscriber's token where the stored issue has the placeholder."""
+    return text.replace(UNSUBSCRIBE_PLACEHOLDER, quote(token, safe=""))
 
 
 def placeholder_url(base: str) -> str:
@@ -88,18 +109,18 @@ def build(
         f"unsubscribe {subscriber.token}", safe=""
     )
     user, _, domain = subscriber.email.rpartition("@")
-    msg = EmailMessage(policy=policy.SMTP)
+    msg = EmailMessage(policy=POLICY)
     msg["Subject"] = header_text(issue.subject)
     msg["From"] = sender
     msg["To"] = Address(display_name=header_text(subscriber.name), username=user, domain=domain)
     msg["Date"] = format_datetime(now)
     msg["Message-ID"] = message_id(issue.key, subscriber, sender.domain)
     msg["List-Id"] = header_text(headers.list_id)
-    msg["List-Unsubscribe"] = f"<{link}>, <{mailto}>"
+    msg["List-Unsubscribe"] = f"<{header_text(link)}>, <{header_text(mailto)}>"
     msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     msg["X-Aggregator-Issue"] = issue.key
-    text = personalize(issue.text, link)
-    html = personalize(issue.html, link)
+    text = personalize(issue.text, subscriber.token)
+    html = personalize(issue.html, subscriber.token)
     msg.set_content(text, subtype="plain", charset="utf-8", cte=_cte(text))
     msg.add_alternative(html, subtype="html", charset="utf-8", cte=_cte(html))
     return msg

@@ -51,7 +51,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from email import policy
 from email.message import EmailMessage
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -216,7 +215,7 @@ _LEADING_DOT = re.compile(rb"(?m)^\.")
 
 def _wire_bytes(msg: EmailMessage, utf8: bool) -> bytes:
     """The DATA payload: CRLF lines, leading dots doubled, the final dot line."""
-    raw = msg.as_bytes(policy=policy.SMTPUTF8 if utf8 else policy.SMTP)
+    raw = msg.as_bytes(policy=message.POLICY_UTF8 if utf8 else message.POLICY)
     raw = _LEADING_DOT.sub(b"..", raw)
     if not raw.endswith(b"\r\n"):
         raw += b"\r\n"
@@ -410,7 +409,7 @@ def write_outbox(
         safe = re.sub(r"[^A-Za-z0-9._-]+", "_", sub.email)
         path = outbox / f"{issue.key}-{sub.id:05d}-{safe}.eml"
         try:
-            write_atomic(path, msg.as_bytes(policy=policy.SMTP))
+            write_atomic(path, msg.as_bytes(policy=message.POLICY))
         except OSError as e:
             raise DeliveryError(f"{path}: cannot write: {e.strerror}") from None
         written.append(str(path))

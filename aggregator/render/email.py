@@ -101,6 +101,8 @@ def _restore_doctype(html: str) -> str:
 
 
 _TOKEN = re.compile(r"\S+://\S+|\s+|[^\s]")
+#: CJK punctuation that must not begin a line: it stays with what precedes it
+_CLOSING = set("，。、；：？！）」』》〉】〕…·％")
 
 
 def _width(ch: str) -> int:
@@ -111,8 +113,9 @@ def wrap(text: str, indent: str = "", subsequent: str | None = None) -> str:
     """Wrap plain text at 72 columns for the text part.
 
     Counts a wide (CJK) character as two columns and may break between any
-    two of them, as CJK typesetting does; Latin words and URLs are never
-    broken (a URL longer than a line gets a line of its own).
+    two of them, as CJK typesetting does (never before closing punctuation);
+    Latin words and URLs are never broken (a URL longer than a line gets a
+    line of its own).
     """
     subsequent = indent if subsequent is None else subsequent
     words: list[str] = []
@@ -120,12 +123,14 @@ def wrap(text: str, indent: str = "", subsequent: str | None = None) -> str:
         tok = m.group(0)
         if tok.isspace():
             words.append(" ")
-        elif "://" not in tok and len(tok) == 1 and _width(tok) == 2:
+        elif not words or words[-1] == " ":
             words.append(tok)
-        elif words and words[-1] != " " and not _is_wide(words[-1]) and not _is_wide(tok):
-            words[-1] += tok  # a Latin word continues
+        elif _is_wide(tok) and tok not in _CLOSING:
+            words.append(tok)  # a break may come before a CJK character
+        elif _is_wide(words[-1][-1]) and tok.isalnum():
+            words.append(tok)  # or between CJK and Latin
         else:
-            words.append(tok)
+            words[-1] += tok  # Latin words and punctuation stay whole
     lines: list[str] = []
     line, col = indent, len(indent)
     pending_space = False
