@@ -114,12 +114,18 @@ def new_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
+#: owners of the Senders running in this process (a daemon sends many times in one process)
+_LIVE_OWNERS: set[str] = set()
+
+
 def owner_alive(owner: str | None, claimed_at: datetime | None, now: datetime) -> bool:
     """Whether the process that holds a claim may still be working on it."""
     if not owner:
         return False
     host, _, rest = owner.partition(":")
     pid_text = rest.partition(":")[0]
+    if host == socket.gethostname() and pid_text == str(os.getpid()):
+        return owner in _LIVE_OWNERS
     if host == socket.gethostname() and pid_text.isdigit():
         try:
             os.kill(int(pid_text), 0)
@@ -242,17 +248,21 @@ class Sender:
         self.owner = new_owner()
         self.conn = Connection(settings)
         self._last_send = float("-inf")
+        #: where the current delivery stands, for cleaning up after an error
+        self._phase = DeliveryStatus.CLAIMED
 
     def send(self, issue: Issue, recipients: Sequence[Subscriber]) -> Outcome:
         """Deliver `issue` to every recipient who has no record of it yet."""
         out = Outcome()
         records = self.store.deliveries(issue.key)
+        _LIVE_OWNERS.add(self.owner)
         try:
             for done, sub in enumerate(recipients, start=1):
                 what = self._one(issue, sub, records.get(sub.id), out)
                 if self.progress is not None:
                     self.progress(done, len(recipients), sub.email, what)
         finally:
+            _LIVE_OWNERS.discard(self.owner)
             self.conn.quit()
         return out
 
@@ -284,7 +294,23 @@ class Sender:
             if not self.store.take_over_delivery(issue.key, sub.id, rec, self.owner, now):
                 out.busy.append(sub.email)
                 return "busy"
-        return self._deliver(issue, sub, out)
+        self._phase = DeliveryStatus.CLAIMED
+        try:
+            return self._deliver(issue, sub, out)
+        except BaseException:
+            # Stopped by an error (a refused login, the database): leave the
+            # record so the next send knows what to do with it.
+            if self._phase is DeliveryStatus.CLAIMED:
+                self._release(issue, sub, DeliveryStatus.DEFERRED, "send stopped before it")
+            elif self._phase is DeliveryStatus.SENDING:
+                self._release(issue, sub, DeliveryStatus.UNCERTAIN, "send stopped mid-handover")
+            raise
+
+    def _release(self, issue: Issue, sub: Subscriber, status: DeliveryStatus, why: str) -> None:
+        with contextlib.suppress(Exception):  # already failing; the original error matters
+            self.store.record_delivery(
+                issue.key, sub.id, self.owner, status, clock.now(), error=why
+            )
 
     def _deliver(self, issue: Issue, sub: Subscriber, out: Outcome) -> str:
         s = self.settings
@@ -303,10 +329,12 @@ class Sender:
             except _Transient as e:
                 error, unreachable = str(e), isinstance(e, _ConnectFailed)
                 self.conn.drop()
+                self._phase = DeliveryStatus.CLAIMED
                 self._record(issue, sub, DeliveryStatus.CLAIMED, error, attempted=True)
                 continue
             except _Permanent as e:
                 self._record(issue, sub, DeliveryStatus.FAILED, str(e), attempted=True)
+                self._phase = DeliveryStatus.FAILED
                 if e.bounce:
                     self.store.set_subscriber_status(
                         sub.id, SubscriberStatus.BOUNCING, f"refused: {e}", clock.now()
@@ -316,12 +344,15 @@ class Sender:
             except _Uncertain as e:
                 self.conn.drop()
                 self._record(issue, sub, DeliveryStatus.UNCERTAIN, str(e), attempted=True)
+                self._phase = DeliveryStatus.UNCERTAIN
                 out.uncertain.append(sub.email)
                 return "uncertain"
             self._record(issue, sub, DeliveryStatus.SENT, None, attempted=True)
+            self._phase = DeliveryStatus.SENT
             out.sent.append(sub.email)
             return "sent"
         self._record(issue, sub, DeliveryStatus.DEFERRED, error)
+        self._phase = DeliveryStatus.DEFERRED
         if unreachable:  # everyone else would wait through the same retries
             raise DeliveryError(f"{error} (tried {s.retries} times; the next send resumes)")
         out.failures.append(Failure(sub.email, f"deferred after {s.retries} tries: {error}"))
@@ -346,6 +377,7 @@ class Sender:
             raise _Transient(f"connection lost before DATA: {e}") from None
         # From here the server may end up with the message: record that first.
         self._record(issue, sub, DeliveryStatus.SENDING, None)
+        self._phase = DeliveryStatus.SENDING
         try:
             smtp.send(payload)
             code, reply = smtp.getreply()
