@@ -23,6 +23,7 @@ from aggregator.errors import AggregatorError, DeliveryError, NormalizeError, So
 from aggregator.model import (
     UNSUBSCRIBE_PLACEHOLDER,
     BuildReport,
+    DeliveryStatus,
     DigestEntry,
     Entry,
     Failure,
@@ -383,7 +384,9 @@ def send(
     recipients = store.subscribers(SubscriberStatus.ACTIVE)
     if dry_run:
         box = outbox or config.output.dir / "outbox"
-        sent_before = {sid for sid, d in store.deliveries(key).items() if d.status.value == "sent"}
+        sent_before = {
+            sid for sid, d in store.deliveries(key).items() if d.status is DeliveryStatus.SENT
+        }
         todo = [s for s in recipients if s.id not in sent_before]
         written = smtp.write_outbox(box, issue, todo, headers, now)
         return SendReport(

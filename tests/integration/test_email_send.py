@@ -352,3 +352,19 @@ def test_preview_writes_the_next_issue(
     assert (
         paths[1].read_text(encoding="utf-8").startswith("INCOMING TRANSMISSION\nLATEST UPDATES\n")
     )
+
+
+def test_rate_limit_spaces_the_messages(example: Path, smtp_server: SmtpServer) -> None:
+    from aggregator.deliver import smtp
+
+    config, store = ingested(example, smtp_server, rate_limit=4.0)
+    pipeline.sync_subscribers(config, store, NOW)
+    issue, _ = store.add_issue(pipeline.compose_issue(config, store, NOW))
+    waits: list[float] = []
+    sender = smtp.Sender(
+        store, pipeline.smtp_settings(config), pipeline.list_headers(config), sleep=waits.append
+    )
+    out = sender.send(issue, store.subscribers())
+    assert len(out.sent) == 3 and len(smtp_server.handler.received) == 3
+    # No wait before the first message; before each later one, up to 1/rate seconds.
+    assert len(waits) == 2 and all(0 < w <= 0.25 for w in waits)
