@@ -59,6 +59,9 @@ def render_email(
         remove_classes=False,
         disable_validation=True,
         allow_network=False,
+        # Keep width="600" on the container: Outlook (Word) reads the attribute, not
+        # max-width, and premailer would otherwise copy width:100% from the CSS.
+        disable_basic_attributes=["width"],
         cssutils_logging_level=logging.CRITICAL,
     ).transform()
     html = _restore_doctype(html)

@@ -99,6 +99,7 @@ def test_issue_reaches_every_subscriber_once_with_a_well_formed_message(
         assert "!important" in styles[0].text  # premailer left them be
         assert doc.xpath("//td[@class='entry'][@style]"), "CSS was not inlined"
         assert len(doc.xpath("//h2/a")) == 10
+        assert doc.xpath("//table[@class='container']/@width") == ["600"]  # for Outlook
         links = {a.text_content().strip(): a.get("href") for a in doc.xpath("//a")}
         assert links["View in browser"] == "https://blog.example.org/issues/2026-W47.html"
         assert links["Unsubscribe"] == https
