@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from email_validator import EmailNotValidError, validate_email
+
 from aggregator.errors import ConfigError
 from aggregator.model import Source, SourceKind
 
@@ -126,6 +128,29 @@ class EmailConfig:
     smtp_user: str = ""
     smtp_password_env: str = ""
     starttls: bool = False
+    #: connect with TLS from the first byte (SMTPS, usually port 465) instead of STARTTLS
+    implicit_tls: bool = False
+    #: messages per second at most; 0 means no limit
+    rate_limit: float = 5.0
+    #: tries per message on transient failures (4xx, dropped connections)
+    retries: int = 3
+    #: seconds before the first retry; doubled for each further one
+    retry_backoff: float = 2.0
+    #: seconds to wait on the SMTP server before giving up on a connection
+    timeout: float = 30.0
+    #: an issue leaves out entries published more than this many days before it
+    max_age_days: int = 14
+    #: send an issue that has no entries (default: skip the week, lose nothing)
+    send_empty: bool = False
+    #: the HTML part stays under this size (encoded), below Gmail's ~102 KB clipping
+    max_html_kb: int = 90
+    #: the List-Id header; default: "<site title> <digest.HOST>" from base_url
+    list_id: str = ""
+    #: address for mailto: unsubscribes (List-Unsubscribe); default: the From address
+    unsubscribe_mailto: str = ""
+    #: base of the one-click unsubscribe URL, the token is appended;
+    #: default: <base_url>unsubscribe/ (the daemon's web endpoint must serve it)
+    unsubscribe_url: str = ""
 
     def smtp_password(self) -> str | None:
         """The SMTP password, read from the named environment variable."""
@@ -363,6 +388,7 @@ def _check(config: Config) -> None:
         )
     if d.lead_count < 0:
         raise ConfigError(f"{path}: 'digest.lead_count' must be 0 or more, not {d.lead_count}")
+    _check_email(config)
     urls = [f.url for f in config.feeds]
     for url in urls:
         if urls.count(url) > 1:
@@ -456,3 +482,35 @@ def _write_checked(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
+
+
+def _check_email(config: Config) -> None:
+    """[email] values in range and [[subscribers]] addresses that can receive mail."""
+    path, e = config.path, config.email
+    if e.starttls and e.implicit_tls:
+        raise ConfigError(f"{path}: 'email.starttls' and 'email.implicit_tls' exclude each other")
+    for key, v in (("rate_limit", e.rate_limit), ("retry_backoff", e.retry_backoff)):
+        if v < 0:
+            raise ConfigError(f"{path}: 'email.{key}' must be 0 or more, not {v}")
+    for key, n in (
+        ("retries", e.retries),
+        ("max_age_days", e.max_age_days),
+        ("max_html_kb", e.max_html_kb),
+    ):
+        if n <= 0:
+            raise ConfigError(f"{path}: 'email.{key}' must be greater than 0, not {n}")
+    if e.timeout <= 0:
+        raise ConfigError(f"{path}: 'email.timeout' must be greater than 0, not {e.timeout}")
+    if e.unsubscribe_url and not e.unsubscribe_url.startswith(("http://", "https://")):
+        raise ConfigError(f"{path}: 'email.unsubscribe_url' must start with http:// or https://")
+    seen: set[str] = set()
+    for i, sub in enumerate(config.subscribers):
+        try:
+            address = validate_email(sub.email, check_deliverability=False).normalized
+        except EmailNotValidError as err:
+            raise ConfigError(
+                f"{path}: 'subscribers[{i}].email' is not an email address: {sub.email!r} ({err})"
+            ) from None
+        if address.lower() in seen:
+            raise ConfigError(f"{path}: subscriber {address} is listed twice in [[subscribers]]")
+        seen.add(address.lower())

@@ -274,3 +274,110 @@ class ContentFileState:
     link: str | None
     #: hash of the settings the file was read with; a change forces a re-read
     settings_hash: str
+
+
+# -- the email digest (issue 7) ----------------------------------------------
+
+
+class SubscriberStatus(StrEnum):
+    """Whether a subscriber gets the next issue."""
+
+    ACTIVE = "active"  #: receives every issue
+    UNSUBSCRIBED = "unsubscribed"  #: asked to stop (link, admin, or left config.toml)
+    BOUNCING = "bouncing"  #: the server refused the address permanently (5xx)
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    """Someone who receives the email digest."""
+
+    id: int
+    #: normalized by email-validator; unique
+    email: str
+    name: str
+    status: SubscriberStatus
+    #: the secret in the unsubscribe link: random, URL-safe, unguessable
+    token: str
+    #: listed in config.toml right now (the database keeps status and token)
+    in_config: bool = False
+    #: why the status last changed ("unsubscribe link", "removed from config.toml", ...)
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One composed issue of the email digest, stored as it was sent.
+
+    `html` and `text` hold UNSUBSCRIBE_PLACEHOLDER where each subscriber's
+    own unsubscribe token goes; everything else is exactly what was sent.
+    """
+
+    #: "2026-W47": the ISO week of the issue in [site] timezone
+    key: str
+    #: entries first seen up to this instant (UTC) belong to this issue or earlier ones
+    cutoff: datetime
+    subject: str
+    html: str
+    text: str
+    #: the web archive page (issues/<key>.html): every entry of the issue
+    archive_html: str
+    #: entries in the issue (the email may show fewer when they do not fit)
+    entry_count: int
+    #: entries the email shows
+    shown_count: int
+    created: datetime
+
+
+#: where a subscriber's unsubscribe token goes in a stored issue's html and text
+UNSUBSCRIBE_PLACEHOLDER = "__AGGREGATOR_UNSUBSCRIBE_TOKEN__"
+
+
+class DeliveryStatus(StrEnum):
+    """Where one (issue, subscriber) delivery stands; see deliver/smtp.py."""
+
+    CLAIMED = "claimed"  #: a sender owns it; no message bytes have left yet
+    SENDING = "sending"  #: the server said 354; the message is being handed over
+    SENT = "sent"  #: the server accepted it (250)
+    UNCERTAIN = "uncertain"  #: the sender died or the link dropped while handing it over
+    DEFERRED = "deferred"  #: transient failures used up the retries; the next send retries
+    FAILED = "failed"  #: permanent failure (5xx); never retried
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """The record of one (issue, subscriber) delivery."""
+
+    issue: str
+    subscriber_id: int
+    status: DeliveryStatus
+    attempts: int
+    error: str | None
+    #: "host:pid:nonce" of the process holding the claim
+    owner: str | None
+    claimed_at: datetime | None
+    sent_at: datetime | None
+
+
+@dataclass(frozen=True)
+class SendReport:
+    """The outcome of one `send`."""
+
+    #: the issue's key, or None when there was nothing to send
+    issue: str | None
+    #: subscribers the message went to in this run (or .eml files written, dry run)
+    sent: int = 0
+    #: active subscribers who already had this issue from an earlier run
+    already: int = 0
+    #: left for another process that holds their claim right now
+    busy: int = 0
+    #: permanent (5xx) and transient-exhausted failures, one per subscriber
+    failures: tuple[Failure, ...] = ()
+    #: deliveries interrupted mid-handover: assumed delivered, not resent
+    uncertain: tuple[str, ...] = ()
+    #: True when the issue had no entries and was not sent (email.send_empty = false)
+    empty: bool = False
+    dry_run: bool = False
+    #: the .eml files written by a dry run
+    written: tuple[str, ...] = ()
+    #: the issue was composed by this run (False: an existing issue was resumed)
+    composed: bool = False

@@ -8,7 +8,7 @@ default, WAL mode) and PostgreSQL: no SQLite-only SQL outside a dialect check.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -40,6 +40,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -47,14 +48,19 @@ from aggregator.errors import StoreError
 from aggregator.model import (
     ContentFileState,
     DedupeCandidate,
+    Delivery,
+    DeliveryStatus,
     DupeLink,
     Entry,
     FeedMeta,
     FeedState,
+    Issue,
     Source,
     SourceKind,
     SourceStatus,
     StoredEntry,
+    Subscriber,
+    SubscriberStatus,
 )
 
 
@@ -152,6 +158,53 @@ feed_state = Table(
 Index("ix_entries_canonical_url", entries.c.canonical_url)
 Index("ix_entries_fingerprint", entries.c.fingerprint)
 Index("ix_entries_published", entries.c.published)
+
+# -- the email digest (issue 7) ---------------------------------------------
+
+subscribers = Table(
+    "subscribers",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    #: normalized by email-validator; compared case-insensitively via email_key
+    Column("email", Text, nullable=False),
+    Column("email_key", Text, nullable=False, unique=True),
+    Column("name", Text, nullable=False, default=""),
+    Column("status", String(16), nullable=False),
+    Column("token", String(64), nullable=False, unique=True),
+    Column("in_config", Boolean, nullable=False, default=False),
+    Column("note", Text, nullable=False, default=""),
+    Column("created", UTCDateTime, nullable=False),
+    Column("updated", UTCDateTime, nullable=False),
+)
+
+issues = Table(
+    "issues",
+    metadata,
+    Column("key", String(32), primary_key=True),
+    Column("cutoff", UTCDateTime, nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("html", Text, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("archive_html", Text, nullable=False),
+    Column("entry_count", Integer, nullable=False),
+    Column("shown_count", Integer, nullable=False),
+    Column("created", UTCDateTime, nullable=False),
+)
+Index("ix_issues_cutoff", issues.c.cutoff)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("issue", String(32), ForeignKey("issues.key"), primary_key=True),
+    Column("subscriber_id", Integer, ForeignKey("subscribers.id"), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("error", Text),
+    Column("owner", Text),
+    Column("claimed_at", UTCDateTime),
+    Column("sent_at", UTCDateTime),
+    Column("updated", UTCDateTime, nullable=False),
+)
 
 
 @dataclass(frozen=True)
@@ -551,6 +604,305 @@ class Store:
     def entry_count(self) -> int:
         with self._tx() as conn:
             return int(conn.execute(select(func.count()).select_from(entries)).scalar_one())
+
+    # -- subscribers (issue 7) ----------------------------------------------
+
+    def sync_subscribers(
+        self, listed: Sequence[tuple[str, str]], new_token: Callable[[], str], now: datetime
+    ) -> None:
+        """Make the database agree with config.toml's [[subscribers]] (email, name).
+
+        A listed address is added (active, with a fresh token) or gets its name
+        from the config; its status is never changed, so someone who
+        unsubscribed stays unsubscribed. An address that leaves config.toml is
+        marked unsubscribed ("removed from config.toml"); listed again, it is
+        active again. Rows are never deleted: deliveries refer to them.
+        """
+        wanted = {email.lower(): (email, name) for email, name in listed}
+        with self._tx() as conn:
+            rows = {r.email_key: r for r in conn.execute(select(subscribers)).all()}
+            for key, (email, name) in wanted.items():
+                row = rows.get(key)
+                if row is None:
+                    conn.execute(
+                        subscribers.insert().values(
+                            email=email, email_key=key, name=name, token=new_token(),
+                            status=str(SubscriberStatus.ACTIVE), in_config=True,
+                            note="listed in config.toml", created=now, updated=now,
+                        )
+                    )  # fmt: skip
+                    continue
+                values: dict[str, Any] = {}
+                if row.name != name:
+                    values["name"] = name
+                if not row.in_config:
+                    values["in_config"] = True
+                    if row.note == _REMOVED_FROM_CONFIG:
+                        values.update(status=str(SubscriberStatus.ACTIVE), note="listed again")
+                if values:
+                    conn.execute(
+                        update(subscribers)
+                        .where(subscribers.c.id == row.id)
+                        .values(updated=now, **values)
+                    )
+            for key, row in rows.items():
+                if row.in_config and key not in wanted:
+                    values = {"in_config": False, "updated": now}
+                    if row.status == SubscriberStatus.ACTIVE:
+                        values.update(
+                            status=str(SubscriberStatus.UNSUBSCRIBED), note=_REMOVED_FROM_CONFIG
+                        )
+                    conn.execute(
+                        update(subscribers).where(subscribers.c.id == row.id).values(**values)
+                    )
+
+    def add_subscriber(self, email: str, name: str, token: str, now: datetime) -> Subscriber:
+        """Add a subscriber, or make an existing one active again (an admin's decision)."""
+        key = email.lower()
+        with self._tx() as conn:
+            row = conn.execute(select(subscribers).where(subscribers.c.email_key == key)).first()
+            if row is None:
+                conn.execute(
+                    subscribers.insert().values(
+                        email=email, email_key=key, name=name, token=token,
+                        status=str(SubscriberStatus.ACTIVE), in_config=False,
+                        note="added by admin", created=now, updated=now,
+                    )
+                )  # fmt: skip
+            else:
+                conn.execute(
+                    update(subscribers)
+                    .where(subscribers.c.id == row.id)
+                    .values(
+                        status=str(SubscriberStatus.ACTIVE),
+                        name=name or row.name,
+                        note="added by admin",
+                        updated=now,
+                    )
+                )
+            new = conn.execute(select(subscribers).where(subscribers.c.email_key == key)).one()
+        return _subscriber(new)
+
+    def subscribers(self, status: SubscriberStatus | None = None) -> list[Subscriber]:
+        """Subscribers in the order they were added, optionally of one status."""
+        q = select(subscribers).order_by(subscribers.c.id)
+        if status is not None:
+            q = q.where(subscribers.c.status == str(status))
+        with self._tx() as conn:
+            return [_subscriber(r) for r in conn.execute(q).all()]
+
+    def subscriber_by_token(self, token: str) -> Subscriber | None:
+        with self._tx() as conn:
+            row = conn.execute(select(subscribers).where(subscribers.c.token == token)).first()
+        return _subscriber(row) if row is not None else None
+
+    def subscriber_by_email(self, email: str) -> Subscriber | None:
+        with self._tx() as conn:
+            row = conn.execute(
+                select(subscribers).where(subscribers.c.email_key == email.lower())
+            ).first()
+        return _subscriber(row) if row is not None else None
+
+    def set_subscriber_status(
+        self, subscriber_id: int, status: SubscriberStatus, note: str, now: datetime
+    ) -> Subscriber:
+        """Change a subscriber's status; the same status again changes nothing."""
+        with self._tx() as conn:
+            conn.execute(
+                update(subscribers)
+                .where(subscribers.c.id == subscriber_id, subscribers.c.status != str(status))
+                .values(status=str(status), note=note, updated=now)
+            )
+            row = conn.execute(select(subscribers).where(subscribers.c.id == subscriber_id)).one()
+        return _subscriber(row)
+
+    # -- issues (issue 7) ---------------------------------------------------
+
+    def add_issue(self, issue: Issue) -> tuple[Issue, bool]:
+        """Store a composed issue unless one with its key exists.
+
+        Returns the stored issue and whether it was this one: two senders
+        composing the same week both end up with the first one stored.
+        """
+        values = {f: getattr(issue, f) for f in _ISSUE_FIELDS}
+        with self._tx() as conn:
+            result = conn.execute(_insert(conn, issues).values(**values).on_conflict_do_nothing())
+            row = conn.execute(select(issues).where(issues.c.key == issue.key)).one()
+        return _issue(row), result.rowcount == 1
+
+    def issue(self, key: str) -> Issue | None:
+        with self._tx() as conn:
+            row = conn.execute(select(issues).where(issues.c.key == key)).first()
+        return _issue(row) if row is not None else None
+
+    def latest_issue(self) -> Issue | None:
+        """The issue with the latest cut-off: where the next issue's window starts."""
+        with self._tx() as conn:
+            row = conn.execute(select(issues).order_by(issues.c.cutoff.desc()).limit(1)).first()
+        return _issue(row) if row is not None else None
+
+    def issues(self) -> list[Issue]:
+        """Every stored issue, oldest first."""
+        with self._tx() as conn:
+            return [_issue(r) for r in conn.execute(select(issues).order_by(issues.c.cutoff))]
+
+    # -- deliveries (issue 7): claims that make sending exactly-once --------
+
+    def deliveries(self, issue: str) -> dict[int, Delivery]:
+        """Every delivery record of an issue, by subscriber id."""
+        with self._tx() as conn:
+            rows = conn.execute(select(deliveries).where(deliveries.c.issue == issue)).all()
+        return {r.subscriber_id: _delivery(r) for r in rows}
+
+    def claim_delivery(self, issue: str, subscriber_id: int, owner: str, now: datetime) -> bool:
+        """Claim a fresh (issue, subscriber) for `owner`; False if anyone has a record.
+
+        The primary key makes this the one race-free decision between two
+        senders: exactly one INSERT succeeds.
+        """
+        with self._tx() as conn:
+            result = conn.execute(
+                _insert(conn, deliveries)
+                .values(
+                    issue=issue, subscriber_id=subscriber_id,
+                    status=str(DeliveryStatus.CLAIMED), attempts=0, owner=owner,
+                    claimed_at=now, updated=now,
+                )
+                .on_conflict_do_nothing()
+            )  # fmt: skip
+        return bool(result.rowcount == 1)
+
+    def take_over_delivery(
+        self,
+        issue: str,
+        subscriber_id: int,
+        expected: Delivery,
+        owner: str,
+        now: datetime,
+    ) -> bool:
+        """Claim a record left claimed (by a dead sender) or deferred; compare-and-set.
+
+        Succeeds only if the record is still exactly as `expected` was read,
+        so two senders taking over the same record cannot both win.
+        """
+        with self._tx() as conn:
+            owner_matches = (
+                deliveries.c.owner.is_(None)
+                if expected.owner is None
+                else deliveries.c.owner == expected.owner
+            )
+            result = conn.execute(
+                update(deliveries)
+                .where(
+                    deliveries.c.issue == issue,
+                    deliveries.c.subscriber_id == subscriber_id,
+                    deliveries.c.status == str(expected.status),
+                    deliveries.c.attempts == expected.attempts,
+                    owner_matches,
+                )
+                .values(
+                    status=str(DeliveryStatus.CLAIMED), owner=owner, claimed_at=now, updated=now
+                )
+            )
+        return bool(result.rowcount == 1)
+
+    def record_delivery(
+        self,
+        issue: str,
+        subscriber_id: int,
+        owner: str,
+        status: DeliveryStatus,
+        now: datetime,
+        *,
+        error: str | None = None,
+        attempted: bool = False,
+    ) -> bool:
+        """Move a delivery `owner` holds to `status`; False if it no longer holds it."""
+        values: dict[str, Any] = {"status": str(status), "error": error, "updated": now}
+        if attempted:
+            values["attempts"] = deliveries.c.attempts + 1
+        if status is DeliveryStatus.SENT:
+            values["sent_at"] = now
+        if status in (DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.DEFERRED):
+            values["owner"] = None
+        with self._tx() as conn:
+            result = conn.execute(
+                update(deliveries)
+                .where(
+                    deliveries.c.issue == issue,
+                    deliveries.c.subscriber_id == subscriber_id,
+                    deliveries.c.owner == owner,
+                )
+                .values(**values)
+            )
+        return bool(result.rowcount == 1)
+
+    def resolve_uncertain(
+        self, issue: str, subscriber_id: int, expected: Delivery, now: datetime
+    ) -> bool:
+        """Record that a dead sender's in-flight handover is uncertain (compare-and-set)."""
+        with self._tx() as conn:
+            result = conn.execute(
+                update(deliveries)
+                .where(
+                    deliveries.c.issue == issue,
+                    deliveries.c.subscriber_id == subscriber_id,
+                    deliveries.c.status == str(expected.status),
+                    deliveries.c.owner == expected.owner,
+                )
+                .values(
+                    status=str(DeliveryStatus.UNCERTAIN), owner=None, updated=now,
+                    error="the sender stopped while handing the message to the server;"
+                    " assumed delivered, not resent",
+                )
+            )  # fmt: skip
+        return bool(result.rowcount == 1)
+
+    def reset_uncertain(self, issue: str, now: datetime) -> int:
+        """Make an issue's uncertain deliveries deferred, so the next send resends them."""
+        with self._tx() as conn:
+            result = conn.execute(
+                update(deliveries)
+                .where(
+                    deliveries.c.issue == issue,
+                    deliveries.c.status == str(DeliveryStatus.UNCERTAIN),
+                )
+                .values(status=str(DeliveryStatus.DEFERRED), owner=None, updated=now)
+            )
+        return int(result.rowcount)
+
+
+_REMOVED_FROM_CONFIG = "removed from config.toml"
+_ISSUE_FIELDS = (
+    "key", "cutoff", "subject", "html", "text", "archive_html", "entry_count", "shown_count",
+    "created",
+)  # fmt: skip
+
+
+def _insert(conn: Connection, table: Table) -> Any:
+    """The dialect's INSERT, which has on_conflict_do_nothing on sqlite and postgresql."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+def _subscriber(r: Any) -> Subscriber:
+    return Subscriber(
+        id=r.id, email=r.email, name=r.name, status=SubscriberStatus(r.status), token=r.token,
+        in_config=bool(r.in_config), note=r.note,
+    )  # fmt: skip
+
+
+def _issue(r: Any) -> Issue:
+    return Issue(**{f: getattr(r, f) for f in _ISSUE_FIELDS})
+
+
+def _delivery(r: Any) -> Delivery:
+    return Delivery(
+        issue=r.issue, subscriber_id=r.subscriber_id, status=DeliveryStatus(r.status),
+        attempts=r.attempts, error=r.error, owner=r.owner, claimed_at=r.claimed_at,
+        sent_at=r.sent_at,
+    )  # fmt: skip
 
 
 def _put_feed_state(conn: Connection, source_id: int, state: FeedState) -> None:

@@ -1,9 +1,14 @@
-"""The digest as an email: HTML with CSS inlined (premailer) and plain text."""
+"""The digest as an email: HTML with CSS inlined (premailer) and plain text.
+
+Pure: values in, strings out. What goes in an issue is decided in issues.py,
+the MIME message is built in deliver/message.py.
+"""
 
 from __future__ import annotations
 
 import logging
-import textwrap
+import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -24,30 +29,130 @@ class EmailBody:
     text: str
 
 
-def render_email(entries: Sequence[DigestEntry], site: SiteConfig, web_url: str) -> EmailBody:
-    """Render the email digest of `entries`; `web_url` is its web version."""
+def render_email(
+    entries: Sequence[DigestEntry],
+    site: SiteConfig,
+    web_url: str,
+    *,
+    issue_key: str = "",
+    total: int | None = None,
+    unsubscribe_url: str = "",
+) -> EmailBody:
+    """Render the email of an issue showing `entries` (newest first).
+
+    `web_url` is the issue's web archive page ("View in browser" and the
+    "N more in the web archive" link); `total` is how many entries the issue
+    holds, when the email shows only the first few; `unsubscribe_url` is the
+    subscriber's own link (a placeholder when the issue is stored).
+    """
     env = environment()
-    context = {"site": site, "tz": site.tz, "entries": entries, "web_url": web_url}
+    total = len(entries) if total is None else total
+    context = _context(entries, site, web_url, issue_key, total)
+    context["unsubscribe_url"] = unsubscribe_url or web_url
     raw_html = env.get_template("email.html").render(**context)
     html = Premailer(
         raw_html,
-        keep_style_tags=True,
+        # The plain <style> is inlined and dropped; the data-premailer="ignore"
+        # one (media queries, dark mode) is kept verbatim, !important and all.
+        keep_style_tags=False,
         strip_important=False,
         remove_classes=False,
         disable_validation=True,
+        allow_network=False,
+        # Keep width="600" on the container: Outlook (Word) reads the attribute, not
+        # max-width, and premailer would otherwise copy width:100% from the CSS.
+        disable_basic_attributes=["width"],
         cssutils_logging_level=logging.CRITICAL,
     ).transform()
-    text = env.get_template("email.txt").render(wrap=_wrap, **context)
+    html = _restore_doctype(html)
+    text = env.get_template("email.txt").render(wrap=wrap, **context)
     return EmailBody(html=html, text=text)
 
 
-def _wrap(text: str, indent: str = "") -> str:
-    """Wrap plain text at 72 columns; long words (URLs) are never broken."""
-    return textwrap.fill(
-        text,
-        width=TEXT_WIDTH,
-        initial_indent=indent,
-        subsequent_indent=indent,
-        break_long_words=False,
-        break_on_hyphens=False,
-    )
+def render_archive(
+    entries: Sequence[DigestEntry], site: SiteConfig, web_url: str, *, issue_key: str
+) -> str:
+    """The web archive page of an issue: the email's layout with every entry."""
+    context = _context(entries, site, web_url, issue_key, len(entries))
+    return environment().get_template("issue.html").render(**context)
+
+
+def _context(
+    entries: Sequence[DigestEntry], site: SiteConfig, web_url: str, issue_key: str, total: int
+) -> dict[str, object]:
+    count = f"{total} new post{'' if total == 1 else 's'}"
+    titles = " · ".join(item.stored.entry.title for item in entries[:3])
+    return {
+        "site": site,
+        "tz": site.tz,
+        "entries": entries,
+        "more": total - len(entries),
+        "archive_url": web_url,
+        "web_url": web_url,
+        "issue_key": issue_key,
+        "issue_label": f"{issue_key} · {count}" if issue_key else count,
+        "title": f"{site.title} · {issue_key}" if issue_key else site.title,
+        "preheader": f"{count}: {titles}" if titles else count,
+    }
+
+
+def _restore_doctype(html: str) -> str:
+    """premailer (lxml) may drop the doctype; clients need it for standards mode."""
+    if html.lstrip().lower().startswith("<!doctype"):
+        return html
+    return "<!doctype html>\n" + html
+
+
+_TOKEN = re.compile(r"\S+://\S+|\s+|[^\s]")
+#: CJK punctuation that must not begin a line: it stays with what precedes it
+_CLOSING = set("，。、；：？！）」』》〉】〕…·％")
+
+
+def _width(ch: str) -> int:
+    return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+
+
+def wrap(text: str, indent: str = "", subsequent: str | None = None) -> str:
+    """Wrap plain text at 72 columns for the text part.
+
+    Counts a wide (CJK) character as two columns and may break between any
+    two of them, as CJK typesetting does (never before closing punctuation);
+    Latin words and URLs are never broken (a URL longer than a line gets a
+    line of its own).
+    """
+    subsequent = indent if subsequent is None else subsequent
+    words: list[str] = []
+    for m in _TOKEN.finditer(text.strip()):
+        tok = m.group(0)
+        if tok.isspace():
+            words.append(" ")
+        elif not words or words[-1] == " ":
+            words.append(tok)
+        elif _is_wide(tok) and tok not in _CLOSING:
+            words.append(tok)  # a break may come before a CJK character
+        elif _is_wide(words[-1][-1]) and tok.isalnum():
+            words.append(tok)  # or between CJK and Latin
+        else:
+            words[-1] += tok  # Latin words and punctuation stay whole
+    lines: list[str] = []
+    line, col = indent, len(indent)
+    pending_space = False
+    for w in words:
+        if w == " ":
+            pending_space = True
+            continue
+        width = sum(_width(c) for c in w)
+        sep = 1 if pending_space and line.strip() else 0
+        if col + sep + width > TEXT_WIDTH and line.strip():
+            lines.append(line.rstrip())
+            line, col, sep = subsequent, len(subsequent), 0
+        line += " " * sep + w
+        col += sep + width
+        pending_space = False
+    if line.strip():
+        lines.append(line.rstrip())
+    return "\n".join(lines)
+
+
+def _is_wide(tok: str) -> bool:
+    return len(tok) == 1 and _width(tok) == 2
