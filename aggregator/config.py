@@ -98,6 +98,17 @@ class EmailConfig:
 
 
 @dataclass(frozen=True)
+class DedupeConfig:
+    #: query parameters dropped from links besides utm_*, fbclid, gclid, ...;
+    #: a name ending in "*" is a prefix
+    tracking_params: tuple[str, ...] = ()
+    #: Jaccard similarity (0..1) of word shingles at which two texts are copies
+    near_threshold: float = 0.8
+    #: texts shorter than this many words are never matched as near-duplicates
+    near_min_words: int = 50
+
+
+@dataclass(frozen=True)
 class SubscriberConfig:
     email: str
     name: str = ""
@@ -116,6 +127,7 @@ class Config:
     digest: DigestConfig
     email: EmailConfig
     subscribers: tuple[SubscriberConfig, ...]
+    dedupe: DedupeConfig = field(default_factory=DedupeConfig)
 
     @property
     def content_source(self) -> Source:
@@ -169,6 +181,7 @@ _SECTIONS: dict[str, type] = {
     "output": OutputConfig,
     "digest": DigestConfig,
     "email": EmailConfig,
+    "dedupe": DedupeConfig,
 }
 _LISTS: dict[str, type] = {"feeds": FeedConfig, "subscribers": SubscriberConfig}
 
@@ -204,6 +217,7 @@ def parse(data: dict[str, Any], path: Path) -> Config:
         digest=sections["digest"],
         email=sections["email"],
         subscribers=lists["subscribers"],
+        dedupe=sections["dedupe"],
     )
     _check(config)
     return config
@@ -305,6 +319,15 @@ def _check(config: Config) -> None:
             raise ConfigError(f"{path}: 'digest.{key}' must be greater than 0, not {v}")
     if d.lead_count < 0:
         raise ConfigError(f"{path}: 'digest.lead_count' must be 0 or more, not {d.lead_count}")
+    dd = config.dedupe
+    if not 0.5 <= dd.near_threshold <= 1.0:
+        raise ConfigError(
+            f"{path}: 'dedupe.near_threshold' must be between 0.5 and 1.0, not {dd.near_threshold}"
+        )
+    if dd.near_min_words < 10:
+        raise ConfigError(
+            f"{path}: 'dedupe.near_min_words' must be 10 or more, not {dd.near_min_words}"
+        )
     urls = [f.url for f in config.feeds]
     for url in urls:
         if urls.count(url) > 1:

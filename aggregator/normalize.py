@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from aggregator.errors import NormalizeError
+from aggregator.fingerprint import text_fingerprint
 from aggregator.model import Entry, RawItem
 from aggregator.text import first_words, fold_space, html_to_text, sanitize_html
 from aggregator.urls import canonical_url
@@ -19,8 +21,18 @@ from aggregator.urls import canonical_url
 HASH_VERSION = 1
 
 
-def normalize(item: RawItem, base_url: str, now: datetime) -> Entry:
-    """Normalize one item; `base_url` resolves relative links (feed or page URL)."""
+def normalize(
+    item: RawItem,
+    base_url: str,
+    now: datetime,
+    *,
+    tracking_params: Sequence[str] = (),
+) -> Entry:
+    """Normalize one item; `base_url` resolves relative links (feed or page URL).
+
+    `tracking_params` are query parameters dropped from the canonical URL in
+    addition to urls.TRACKING_PARAMS (config [dedupe] tracking_params).
+    """
     content_html = sanitize_html(item.content_html, item.link or base_url)
     text = html_to_text(content_html)
     title = fold_space(item.title or "") or first_words(text) or "(untitled)"
@@ -39,7 +51,7 @@ def normalize(item: RawItem, base_url: str, now: datetime) -> Entry:
         guid=guid,
         title=title,
         link=link,
-        canonical_url=canonical_url(item.canonical_link or link)
+        canonical_url=canonical_url(item.canonical_link or link, tracking_params)
         if (item.canonical_link or link)
         else "",
         published=published,
@@ -52,16 +64,6 @@ def normalize(item: RawItem, base_url: str, now: datetime) -> Entry:
         content_hash=_hash(str(HASH_VERSION), title, link, content_html, summary or "", *tags),
         fingerprint=text_fingerprint(text),
     )
-
-
-#: shorter texts ("Link", "Read more") are too common to identify an article
-MIN_FINGERPRINT_CHARS = 80
-
-
-def text_fingerprint(text: str) -> str:
-    """A hash of the whitespace-folded, case-folded text; '' for short text."""
-    folded = fold_space(text).casefold()
-    return _hash("text", folded) if len(folded) >= MIN_FINGERPRINT_CHARS else ""
 
 
 def _utc(value: datetime | None) -> datetime | None:

@@ -7,10 +7,10 @@ per-item problem becomes a Failure in the report, and the run goes on.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from aggregator import dedupe
+from aggregator import dedupe, fingerprint
 from aggregator.config import Config
 from aggregator.deliver.files import write_outputs
 from aggregator.digest import DigestSettings, also_in_names, paginate
@@ -38,10 +38,12 @@ log = logging.getLogger(__name__)
 def ingest(config: Config, store: Store, now: datetime) -> IngestReport:
     """Read every source into the store, then dedupe."""
     results = [_ingest_content(config, store, now)]
-    results += [_ingest_feed(source, store, now) for source in config.feed_sources]
-    links = dedupe.cluster(store.dedupe_candidates())
-    store.replace_dupe_links(links)
-    return IngestReport(results=tuple(results), linked=len(links))
+    results += [
+        _ingest_feed(source, store, now, config.dedupe.tracking_params)
+        for source in config.feed_sources
+    ]
+    linked = dedupe_changed(config, store)
+    return IngestReport(results=tuple(results), linked=linked)
 
 
 def _content_settings(config: Config) -> content.ContentSettings:
@@ -59,7 +61,9 @@ def _ingest_content(config: Config, store: Store, now: datetime) -> SourceResult
     source_id = store.ensure_source(source)
     scan = content.scan(_content_settings(config))
     published = [i for i in scan.items if not i.draft]
-    batch, failures = _normalize_all(published, source, config.site.base_url, now)
+    batch, failures = _normalize_all(
+        published, source, config.site.base_url, now, config.dedupe.tracking_params
+    )
     failures = list(scan.failures) + failures
     result = store.upsert_entries(source_id, batch, now)
     # A post deleted (or turned into a draft) leaves the digest; its row stays.
@@ -77,7 +81,9 @@ def _ingest_content(config: Config, store: Store, now: datetime) -> SourceResult
     )
 
 
-def _ingest_feed(source: Source, store: Store, now: datetime) -> SourceResult:
+def _ingest_feed(
+    source: Source, store: Store, now: datetime, tracking_params: Sequence[str] = ()
+) -> SourceResult:
     source_id = store.ensure_source(source)
     try:
         parsed = feeds.parse(feeds.fetch(source.key))
@@ -91,7 +97,7 @@ def _ingest_feed(source: Source, store: Store, now: datetime) -> SourceResult:
         RawItem(**{**i.__dict__, "tags": (*i.tags, *source.tags)}) if source.tags else i
         for i in parsed.items
     ]
-    batch, failures = _normalize_all(items, source, source.key, now)
+    batch, failures = _normalize_all(items, source, source.key, now, tracking_params)
     result = store.upsert_entries(source_id, batch, now)
     store.record_check(source_id, now, _summary(failures))
     return SourceResult(
@@ -104,13 +110,17 @@ def _ingest_feed(source: Source, store: Store, now: datetime) -> SourceResult:
 
 
 def _normalize_all(
-    items: list[RawItem], source: Source, base_url: str, now: datetime
+    items: list[RawItem],
+    source: Source,
+    base_url: str,
+    now: datetime,
+    tracking_params: Sequence[str] = (),
 ) -> tuple[list[Entry], list[Failure]]:
     batch: list[Entry] = []
     failures: list[Failure] = []
     for item in items:
         try:
-            batch.append(normalize(item, base_url, now))
+            batch.append(normalize(item, base_url, now, tracking_params=tracking_params))
         except NormalizeError as e:
             failures.append(Failure(item.location, str(e)))
     return batch, failures
@@ -121,6 +131,94 @@ def _summary(failures: list[Failure]) -> str | None:
         return None
     first = str(failures[0])
     return first if len(failures) == 1 else f"{first} (and {len(failures) - 1} more)"
+
+
+# -- dedupe (issue 5) --------------------------------------------------------
+
+
+def dedupe_settings(config: Config) -> dedupe.DedupeSettings:
+    """The dedupe stage's settings from config [dedupe]."""
+    return dedupe.DedupeSettings(
+        near_threshold=config.dedupe.near_threshold,
+        near_min_words=config.dedupe.near_min_words,
+    )
+
+
+def dedupe_changed(config: Config, store: Store) -> int:
+    """Incremental dedupe: index the entries new, changed or gone since the
+    last time, and re-judge only their neighbourhood (entries sharing a key
+    or an LSH bucket with them, and the clusters those belong to).
+
+    Returns how many entries were newly linked to a canonical entry.
+    """
+    settings = dedupe_settings(config)
+    dirty = store.dedupe_dirty_ids()
+    if not dirty:
+        return 0
+    live = store.dedupe_candidates(dirty)
+    texts = store.entry_texts([c.id for c in live])
+    keys = {c.id: fingerprint.lsh_keys(texts[c.id], settings.near_min_words) for c in live}
+    store.replace_lsh_keys(dirty, keys)
+    lsh = {k for ks in keys.values() for k in ks}
+    scope = store.dedupe_neighbours(live, lsh, settings.max_group) | set(dirty)
+    scope = store.cluster_mates(scope)
+    linked = _recluster_scope(store, scope, settings, texts)
+    store.clear_dedupe_dirty(dirty)
+    return linked
+
+
+def dedupe_all(config: Config, store: Store) -> int:
+    """Full re-cluster of every visible entry (`aggregator dupes --recluster`).
+
+    Indexes any entries not yet indexed first. Never all pairs: only
+    entries sharing a key or an LSH bucket are compared.
+    """
+    settings = dedupe_settings(config)
+    dirty = store.dedupe_dirty_ids()
+    if dirty:
+        live = store.dedupe_candidates(dirty)
+        texts = store.entry_texts([c.id for c in live])
+        store.replace_lsh_keys(
+            dirty,
+            {c.id: fingerprint.lsh_keys(texts[c.id], settings.near_min_words) for c in live},
+        )
+    candidates = store.dedupe_candidates()
+    buckets = store.lsh_buckets(None, settings.max_group)
+    pairs = dedupe.propose(candidates, buckets, settings)
+    texts = store.entry_texts(dedupe.texts_needed(pairs))
+    edges = dedupe.judge(pairs, {c.id: c for c in candidates}, texts, settings)
+    links = dedupe.build_clusters({c.id: c for c in candidates}, edges, store.dupe_splits())
+    # Every entry linked now or before: the rest stay canonical as they are.
+    linked = store.apply_dupe_links(store.linked_ids(), links)
+    store.clear_dedupe_dirty(dirty)
+    return linked
+
+
+def split_duplicate(config: Config, store: Store, entry_id: int, now: datetime) -> list[int]:
+    """Undo a wrong merge: `entry_id` leaves its cluster and stays apart from
+    every other member in later ingests. Returns the ids it was parted from."""
+    mates = sorted(store.cluster_mates([entry_id]) - {entry_id})
+    if not store.dedupe_candidates([entry_id]):
+        raise AggregatorError(f"no visible entry with id {entry_id} (see: aggregator dupes)")
+    if not mates:
+        raise AggregatorError(f"entry {entry_id} is not linked to any other entry")
+    store.add_dupe_splits(entry_id, mates, now)
+    _recluster_scope(store, {entry_id, *mates}, dedupe_settings(config), {})
+    return mates
+
+
+def _recluster_scope(
+    store: Store, scope: set[int], settings: dedupe.DedupeSettings, texts: dict[int, str]
+) -> int:
+    """Cluster the entries of `scope` among themselves and record the links."""
+    candidates = store.dedupe_candidates(scope)
+    by_id = {c.id: c for c in candidates}
+    pairs = dedupe.propose(candidates, store.lsh_buckets(scope, settings.max_group), settings)
+    need = dedupe.texts_needed(pairs) - texts.keys()
+    texts = {**texts, **store.entry_texts(need)}
+    edges = dedupe.judge(pairs, by_id, texts, settings)
+    links = dedupe.build_clusters(by_id, edges, store.dupe_splits(scope))
+    return store.apply_dupe_links(scope, links)
 
 
 def digest_pages(config: Config, store: Store, now: datetime) -> list[Page]:
