@@ -77,7 +77,7 @@ class DedupeSettings:
     #: texts lighter than this many words are never near-matched
     near_min_words: int = 50
     #: the longest passage (in words) that may differ on both sides of a copy
-    max_replaced_words: int = 20
+    max_replaced_words: int = 12
     #: keys shared by more entries than this propose no pairs
     max_group: int = 50
 

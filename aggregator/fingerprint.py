@@ -37,29 +37,31 @@ _TOKEN = re.compile(rf"[{_CJK}]|[^\W{_CJK}]+")
 _CJK_CHAR = re.compile(rf"[{_CJK}]")
 
 # Feed boilerplate that a platform adds around an article, never part of it.
-# Each pattern is anchored at the end (or start) of the whitespace-folded text,
-# so words inside the article are never touched.
+# A tail pattern matches only whole sentences at the very end of the
+# whitespace-folded text, a head pattern only the first sentence, so words
+# inside the article are never touched.
+_START = r"(?:^|(?<=[.!?\"”’)\]»]))\s*"
+# The rest of the text: no sentence ends in it, except dots inside a name.
+_REST = r"(?:[^.!?]|[.!?](?=\S)){0,200}[.!?]?\s*$"
+# One sentence: a dot inside a name ("blog.example.org") does not end it.
+_SENTENCE = r"(?:[^.!?]|[.!?](?=\S)){1,160}[.!?](?:\s+|$)"
+_ORIGINALLY = (
+    r"(?:This (?:post|article|entry) was )?(?:originally|first) "
+    r"(?:published|posted|appeared) (?:on|at|in) "
+)
+_REPOSTED = r"(?:Cross-?posted|Reposted) (?:from|with permission from) "
 _TAIL = [
-    re.compile(p, re.IGNORECASE)
+    re.compile(_START + p + _REST, re.IGNORECASE)
     for p in (
-        r"\s*The post .{1,300}? appeared first on .{1,200}?$",
-        r"\s*(?:Continue reading|Keep reading|Read more|Read the (?:full|rest of the) "
-        r"(?:post|article|story))\b.{0,160}$",
-        r"\s*(?:Share this|Share on|Like this)\s*:?.{0,160}$",
-        r"\s*(?:This (?:post|article|entry) was )?(?:originally|first) "
-        r"(?:published|posted|appeared) (?:on|at|in) .{1,160}$",
-        r"\s*(?:Cross-?posted|Reposted) (?:from|with permission from) .{1,160}$",
-        r"\s*(?:\[(?:\.\.\.|…)\]|…|\.\.\.)$",
+        r"The post .{1,300}? appeared first on ",
+        r"(?:Continue reading|Keep reading|Read more|Read the (?:full|rest of the) "
+        r"(?:post|article|story))\b",
+        r"(?:Share this|Share on|Like this)\b",
+        _ORIGINALLY,
+        _REPOSTED,
     )
 ]
-_HEAD = [
-    re.compile(p, re.IGNORECASE)
-    for p in (
-        r"^(?:This (?:post|article|entry) was )?(?:originally|first) "
-        r"(?:published|posted|appeared) (?:on|at|in) [^.!?]{1,160}[.!?]\s*",
-        r"^(?:Cross-?posted|Reposted) (?:from|with permission from) [^.!?]{1,160}[.!?]\s*",
-    )
-]
+_HEAD = [re.compile("^" + p + _SENTENCE, re.IGNORECASE) for p in (_ORIGINALLY, _REPOSTED)]
 #: a bound on stripping passes: each pass removes one piece of boilerplate
 _MAX_STRIP_PASSES = 8
 
