@@ -196,8 +196,8 @@ def near_score(
     """
     if a.weight < min_weight or b.weight < min_weight:
         return None
-    shorter, longer = sorted((len(a.tokens), len(b.tokens)))
-    if shorter < threshold * longer:  # Jaccard cannot reach threshold: skip the work
+    smaller, larger = sorted((len(a.shingles), len(b.shingles)))
+    if smaller < threshold * larger:  # Jaccard cannot reach threshold: skip the work
         return None
     score = jaccard(a.shingles, b.shingles)
     if score < threshold:

@@ -151,7 +151,11 @@ def dedupe_changed(config: Config, store: Store) -> int:
 
     Returns how many entries were newly linked to a canonical entry.
     """
-    settings = dedupe_settings(config)
+    return dedupe_incremental(store, dedupe_settings(config))
+
+
+def dedupe_incremental(store: Store, settings: dedupe.DedupeSettings) -> int:
+    """dedupe_changed with explicit settings (tests, benchmark)."""
     dirty = store.dedupe_dirty_ids()
     if not dirty:
         return 0
@@ -173,7 +177,11 @@ def dedupe_all(config: Config, store: Store) -> int:
     Indexes any entries not yet indexed first. Never all pairs: only
     entries sharing a key or an LSH bucket are compared.
     """
-    settings = dedupe_settings(config)
+    return dedupe_full(store, dedupe_settings(config))
+
+
+def dedupe_full(store: Store, settings: dedupe.DedupeSettings) -> int:
+    """dedupe_all with explicit settings (tests, benchmark)."""
     dirty = store.dedupe_dirty_ids()
     if dirty:
         live = store.dedupe_candidates(dirty)
