@@ -154,11 +154,21 @@ def dedupe_changed(config: Config, store: Store) -> int:
     return dedupe_incremental(store, dedupe_settings(config))
 
 
+#: dirty entries judged per round: bounds memory when a first ingest brings many
+DEDUPE_BATCH = 5_000
+
+
 def dedupe_incremental(store: Store, settings: dedupe.DedupeSettings) -> int:
     """dedupe_changed with explicit settings (tests, benchmark)."""
-    dirty = store.dedupe_dirty_ids()
-    if not dirty:
-        return 0
+    dirty_all = store.dedupe_dirty_ids()
+    linked = 0
+    for start in range(0, len(dirty_all), DEDUPE_BATCH):
+        linked += _dedupe_batch(store, settings, dirty_all[start : start + DEDUPE_BATCH])
+    return linked
+
+
+def _dedupe_batch(store: Store, settings: dedupe.DedupeSettings, dirty: list[int]) -> int:
+    # Earlier batches are indexed already, so a later entry still finds them.
     live = store.dedupe_candidates(dirty)
     texts = store.entry_texts([c.id for c in live])
     keys = {c.id: fingerprint.lsh_keys(texts[c.id], settings.near_min_words) for c in live}

@@ -35,7 +35,7 @@ def store(tmp_path: Path) -> Iterator[Store]:
 def ingest_case(store: Store, case: Case, one_at_a_time: bool) -> dict[int, int]:
     """Store the case's entries (dedupe after each, or once); map index -> id."""
     ids: dict[int, int] = {}
-    for i, (src, e) in enumerate(entries_of(case)):
+    for src, e in entries_of(case):
         kind = SourceKind.CONTENT if src == "content" else SourceKind.FEED
         sid = store.ensure_source(source(kind, key=f"{case.name}/{src}", name=src))
         store.upsert_entries(sid, [e], NOW)
@@ -99,7 +99,11 @@ def mine_and_copy(store: Store) -> tuple[int, int]:
     store.upsert_entries(mine, [entry(guid="p", text=text, fingerprint="fp")], T0)
     store.upsert_entries(
         theirs,
-        [entry(guid="c", link="https://f.example/c", canonical_url="x", text=text, fingerprint="fp")],
+        [
+            entry(
+                guid="c", link="https://f.example/c", canonical_url="x", text=text, fingerprint="fp"
+            )
+        ],
         T0,
     )
     pipeline.dedupe_incremental(store, SETTINGS)

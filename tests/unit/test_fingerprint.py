@@ -14,7 +14,10 @@ def test_boilerplate_is_stripped_only_at_the_ends() -> None:
 
 def test_fingerprint_ignores_case_punctuation_and_boilerplate() -> None:
     a = "It’s “quoted” text — with enough words to count as an article body, truly long enough."
-    b = "it's \"QUOTED\" text - with enough words to count as an article body, truly long enough. Continue reading →"
+    b = (
+        'it\'s "QUOTED" text - with enough words to count as an article body, truly long enough.'
+        " Continue reading →"
+    )
     assert fp.text_fingerprint(a) == fp.text_fingerprint(b) != ""
     assert fp.text_fingerprint("Too short to identify.") == ""
 
