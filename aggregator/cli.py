@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import click
 
-from aggregator import __version__, clock, pipeline
+from aggregator import __version__, clock, dedupe, pipeline
 from aggregator import config as config_mod
 from aggregator.config import Config, FeedConfig
 from aggregator.errors import AggregatorError, ConfigError
@@ -564,6 +564,61 @@ def unsubscribe(obj: Context, token_or_email: str) -> None:
     if sub is None:
         raise click.ClickException(f"no subscriber with token or address {token_or_email!r}")
     click.echo(f"{sub.status}: {sub.email}")
+
+
+@cli.group(invoke_without_command=True)
+@click.option(
+    "--recluster",
+    is_flag=True,
+    help="Re-judge every entry from scratch first (slow on big stores).",
+)
+@click.pass_context
+@_errors_to_exit
+def dupes(ctx: click.Context, recluster: bool) -> None:
+    """List articles carried by more than one entry: each cluster's canonical
+    entry, then every copy with its source and why it was linked (guid, url,
+    fingerprint, near: score).
+
+    Undo a wrong merge with `aggregator dupes split ENTRY`.
+
+    Example: aggregator dupes
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    obj: Context = ctx.obj
+    config = obj.config()
+    with _store(config) as store:
+        if recluster:
+            linked = pipeline.dedupe_all(config, store)
+            click.echo(f"recluster: {linked} entries linked anew")
+        clusters = store.dupe_clusters()
+    if not clusters:
+        click.echo("no duplicates: every article is carried by one entry")
+        return
+    for c in clusters:
+        head = c.canonical
+        click.echo(f"{head.entry.title}")
+        click.echo(f"  {head.id:>7}  canonical    {head.source.name}  {head.entry.link}")
+        for copy in c.copies:
+            why = dedupe.describe(copy.dup_reason, copy.dup_score)
+            click.echo(f"  {copy.id:>7}  {why:<11}  {copy.source.name}  {copy.entry.link}")
+    click.echo(f"{len(clusters)} clusters, {sum(len(c.copies) for c in clusters)} copies")
+
+
+@dupes.command()
+@click.argument("entry", type=int)
+@click.pass_obj
+@_errors_to_exit
+def split(obj: Context, entry: int) -> None:
+    """Undo a wrong merge: ENTRY (an id from `aggregator dupes`) leaves its
+    cluster and shows on its own; it stays apart in every later run.
+
+    Example: aggregator dupes split 42
+    """
+    config = obj.config()
+    with _store(config) as store:
+        parted = pipeline.split_duplicate(config, store, entry, clock.now())
+    click.echo(f"entry {entry} split from {', '.join(map(str, parted))}")
 
 
 def main() -> None:

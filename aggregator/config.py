@@ -158,6 +158,17 @@ class EmailConfig:
 
 
 @dataclass(frozen=True)
+class DedupeConfig:
+    #: query parameters dropped from links besides utm_*, fbclid, gclid, ...;
+    #: a name ending in "*" is a prefix
+    tracking_params: tuple[str, ...] = ()
+    #: Jaccard similarity (0..1) of word shingles at which two texts are copies
+    near_threshold: float = 0.8
+    #: texts shorter than this many words are never matched as near-duplicates
+    near_min_words: int = 50
+
+
+@dataclass(frozen=True)
 class SubscriberConfig:
     email: str
     name: str = ""
@@ -177,6 +188,7 @@ class Config:
     email: EmailConfig
     subscribers: tuple[SubscriberConfig, ...]
     fetch: FetchConfig = field(default_factory=FetchConfig)
+    dedupe: DedupeConfig = field(default_factory=DedupeConfig)
 
     @property
     def content_source(self) -> Source:
@@ -233,6 +245,7 @@ _SECTIONS: dict[str, type] = {
     "digest": DigestConfig,
     "email": EmailConfig,
     "fetch": FetchConfig,
+    "dedupe": DedupeConfig,
 }
 _LISTS: dict[str, type] = {"feeds": FeedConfig, "subscribers": SubscriberConfig}
 
@@ -269,6 +282,7 @@ def parse(data: dict[str, Any], path: Path) -> Config:
         email=sections["email"],
         subscribers=lists["subscribers"],
         fetch=sections["fetch"],
+        dedupe=sections["dedupe"],
     )
     _check(config)
     _check_fetch(config)
@@ -389,6 +403,15 @@ def _check(config: Config) -> None:
     if d.lead_count < 0:
         raise ConfigError(f"{path}: 'digest.lead_count' must be 0 or more, not {d.lead_count}")
     _check_email(config)
+    dd = config.dedupe
+    if not 0.5 <= dd.near_threshold <= 1.0:
+        raise ConfigError(
+            f"{path}: 'dedupe.near_threshold' must be between 0.5 and 1.0, not {dd.near_threshold}"
+        )
+    if dd.near_min_words < 10:
+        raise ConfigError(
+            f"{path}: 'dedupe.near_min_words' must be 10 or more, not {dd.near_min_words}"
+        )
     urls = [f.url for f in config.feeds]
     for url in urls:
         if urls.count(url) > 1:

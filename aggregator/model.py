@@ -99,8 +99,10 @@ class StoredEntry:
     first_seen: datetime
     #: id of the canonical entry this one duplicates, or None if it is canonical
     duplicate_of: int | None = None
-    #: why it was linked: "url", "fingerprint", ...
+    #: why it was linked: "guid", "url", "fingerprint", "near"
     dup_reason: str | None = None
+    #: the similarity that confirmed a text match (0..1), if any
+    dup_score: float | None = None
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,8 @@ class DupeLink:
     entry_id: int
     canonical_id: int
     reason: str
+    #: the similarity that confirmed a text match (0..1); None for key matches
+    score: float | None = None
 
 
 @dataclass(frozen=True)
@@ -252,6 +256,19 @@ class DedupeCandidate:
     canonical_url: str
     fingerprint: str
     published: datetime
+    #: the source's own id, for the "guid" layers
+    guid: str = ""
+    #: the entry's own link (not its canonical), for re-issued guids
+    link: str = ""
+
+
+@dataclass(frozen=True)
+class DupeCluster:
+    """One article and its copies, as `aggregator dupes` lists them."""
+
+    canonical: StoredEntry
+    #: the linked copies, each with its dup_reason and dup_score
+    copies: tuple[StoredEntry, ...]
 
 
 @dataclass(frozen=True)

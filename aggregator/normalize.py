@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from aggregator.errors import NormalizeError
+from aggregator.fingerprint import text_fingerprint
 from aggregator.model import Entry, RawItem
 from aggregator.text import first_words, fold_space, html_to_text, sanitize_html
 from aggregator.urls import canonical_url
@@ -26,13 +28,16 @@ def normalize(
     *,
     allow_future: bool = False,
     code_placeholder: str = "[code]",
+    tracking_params: Sequence[str] = (),
 ) -> Entry:
     """Normalize one item; `base_url` resolves relative links (feed or page URL).
 
     A feed's future dates are clamped to `now`; the writer's own posts pass
     `allow_future`, so a post dated ahead appears when its time comes (the
     store shows only entries published by `now`). `code_placeholder` stands
-    for a code block in the plain text.
+    for a code block in the plain text. `tracking_params` are query parameters
+    dropped from the canonical URL in addition to urls.TRACKING_PARAMS
+    (config [dedupe] tracking_params).
     """
     content_html = sanitize_html(item.content_html, item.base_url or item.link or base_url)
     text = html_to_text(content_html, code_placeholder)
@@ -54,7 +59,7 @@ def normalize(
         guid=guid,
         title=title,
         link=link,
-        canonical_url=canonical_url(item.canonical_link or link)
+        canonical_url=canonical_url(item.canonical_link or link, tracking_params)
         if (item.canonical_link or link)
         else "",
         published=published,
@@ -67,16 +72,6 @@ def normalize(
         content_hash=_hash(str(HASH_VERSION), title, link, content_html, summary or "", *tags),
         fingerprint=text_fingerprint(text),
     )
-
-
-#: shorter texts ("Link", "Read more") are too common to identify an article
-MIN_FINGERPRINT_CHARS = 80
-
-
-def text_fingerprint(text: str) -> str:
-    """A hash of the whitespace-folded, case-folded text; '' for short text."""
-    folded = fold_space(text).casefold()
-    return _hash("text", folded) if len(folded) >= MIN_FINGERPRINT_CHARS else ""
 
 
 def _utc(value: datetime | None) -> datetime | None:

@@ -23,7 +23,7 @@ from functools import partial
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from aggregator import dedupe, issues
+from aggregator import dedupe, fingerprint, issues
 from aggregator.config import Config
 from aggregator.deliver import message, smtp
 from aggregator.deliver.files import copy_files, write_outputs
@@ -97,9 +97,8 @@ def ingest(
     """
     results = [_ingest_content(config, store, now)]
     results += _ingest_feeds(config, store, now, all_feeds, progress)
-    links = dedupe.cluster(store.dedupe_candidates())
-    store.replace_dupe_links(links)
-    return IngestReport(results=tuple(results), linked=len(links))
+    linked = dedupe_changed(config, store)
+    return IngestReport(results=tuple(results), linked=linked)
 
 
 def _content_settings(config: Config) -> content.ContentSettings:
@@ -129,6 +128,7 @@ def _ingest_content(
         now=now,
         allow_future=True,
         code_placeholder=config.content.code_placeholder,
+        tracking_params=config.dedupe.tracking_params,
     )
     scanner = content_scan.Scanner(settings, store.content_files(source_id), finish, workers)
     new = changed = items = 0
@@ -201,6 +201,23 @@ class _Parsed:
     meta: FeedMeta | None = None
 
 
+@dataclass(frozen=True)
+class EntrySettings:
+    """How items become entries, from config: the same for posts and feed items."""
+
+    #: query parameters dropped from canonical URLs ([dedupe] tracking_params)
+    tracking_params: tuple[str, ...] = ()
+    #: what stands for a code block in plain text ([content] code_placeholder)
+    code_placeholder: str = "[code]"
+
+
+def entry_settings(config: Config) -> EntrySettings:
+    return EntrySettings(
+        tracking_params=config.dedupe.tracking_params,
+        code_placeholder=config.content.code_placeholder,
+    )
+
+
 def parse_and_normalize(
     body: bytes,
     headers: dict[str, str],
@@ -208,6 +225,7 @@ def parse_and_normalize(
     source: Source,
     now: datetime,
     settings: ParseSettings,
+    entry: EntrySettings = EntrySettings(),
 ) -> _Parsed:
     """Parse one feed body and normalize its items; runs in a worker process.
 
@@ -218,7 +236,7 @@ def parse_and_normalize(
     except SourceError as e:
         return _Parsed(error=e.reason)
     items = [replace(i, tags=(*i.tags, *source.tags)) if source.tags else i for i in parsed.items]
-    entries, failures = _normalize_all(items, source, url, now)
+    entries, failures = _normalize_all(items, url, now, entry)
     interval = schedule.feed_interval(
         parsed.ttl, parsed.update_period, parsed.update_frequency, headers.get("cache-control")
     )
@@ -266,6 +284,7 @@ class _FeedRun:
         self.progress = progress
         self.ids = store.ensure_sources(due)
         self.sched = _schedule_settings(config)
+        self.entry_settings = entry_settings(config)
         self.parse_settings = ParseSettings(
             timeout=config.fetch.parse_timeout, max_entries=config.fetch.max_entries
         )
@@ -311,8 +330,9 @@ class _FeedRun:
     def _parse_here(self, fetched: FetchResult) -> _Parsed:
         source = self.due[fetched.request.key]
         return parse_and_normalize(
-            fetched.body, fetched.headers, fetched.url, source, self.now, self.parse_settings
-        )
+            fetched.body, fetched.headers, fetched.url, source, self.now, self.parse_settings,
+            self.entry_settings,
+        )  # fmt: skip
 
     async def _parse_in_pool(self, fetched: FetchResult, digest: str | None) -> None:
         source = self.due[fetched.request.key]
@@ -335,6 +355,7 @@ class _FeedRun:
                 source,
                 self.now,
                 self.parse_settings,
+                self.entry_settings,
             )
         except BrokenProcessPool:
             # A worker died (killed for memory?): this feed fails, the rest go on
@@ -441,13 +462,19 @@ def export_opml(config: Config, now: datetime) -> bytes:
 
 
 def _normalize_all(
-    items: list[RawItem], source: Source, base_url: str, now: datetime
+    items: list[RawItem], base_url: str, now: datetime, settings: EntrySettings
 ) -> tuple[list[Entry], list[Failure]]:
     batch: list[Entry] = []
     failures: list[Failure] = []
     for item in items:
         try:
-            batch.append(normalize(item, base_url, now))
+            batch.append(
+                normalize(
+                    item, base_url, now,
+                    code_placeholder=settings.code_placeholder,
+                    tracking_params=settings.tracking_params,
+                )
+            )  # fmt: skip
         except NormalizeError as e:
             failures.append(Failure(item.location, str(e)))
     return batch, failures
@@ -458,6 +485,112 @@ def _summary(failures: list[Failure]) -> str | None:
         return None
     first = str(failures[0])
     return first if len(failures) == 1 else f"{first} (and {len(failures) - 1} more)"
+
+
+# -- dedupe (issue 5) --------------------------------------------------------
+
+
+def dedupe_settings(config: Config) -> dedupe.DedupeSettings:
+    """The dedupe stage's settings from config [dedupe]."""
+    return dedupe.DedupeSettings(
+        near_threshold=config.dedupe.near_threshold,
+        near_min_words=config.dedupe.near_min_words,
+    )
+
+
+def dedupe_changed(config: Config, store: Store) -> int:
+    """Incremental dedupe: index the entries new, changed or gone since the
+    last time, and re-judge only their neighbourhood (entries sharing a key
+    or an LSH bucket with them, and the clusters those belong to).
+
+    Returns how many entries were newly linked to a canonical entry.
+    """
+    return dedupe_incremental(store, dedupe_settings(config))
+
+
+#: dirty entries judged per round: bounds memory when a first ingest brings many
+DEDUPE_BATCH = 5_000
+
+
+def dedupe_incremental(store: Store, settings: dedupe.DedupeSettings) -> int:
+    """dedupe_changed with explicit settings (tests, benchmark)."""
+    dirty_all = store.dedupe_dirty_ids()
+    linked = 0
+    for start in range(0, len(dirty_all), DEDUPE_BATCH):
+        linked += _dedupe_batch(store, settings, dirty_all[start : start + DEDUPE_BATCH])
+    return linked
+
+
+def _dedupe_batch(store: Store, settings: dedupe.DedupeSettings, dirty: list[int]) -> int:
+    # Earlier batches are indexed already, so a later entry still finds them.
+    live = store.dedupe_candidates(dirty)
+    texts = store.entry_texts([c.id for c in live])
+    keys = {c.id: fingerprint.lsh_keys(texts[c.id], settings.near_min_words) for c in live}
+    store.replace_lsh_keys(dirty, keys)
+    lsh = {k for ks in keys.values() for k in ks}
+    scope = store.dedupe_neighbours(live, lsh, settings.max_group) | set(dirty)
+    scope = store.cluster_mates(scope)
+    linked = _recluster_scope(store, scope, settings, texts)
+    store.clear_dedupe_dirty(dirty)
+    return linked
+
+
+def dedupe_all(config: Config, store: Store) -> int:
+    """Full re-cluster of every visible entry (`aggregator dupes --recluster`).
+
+    Indexes any entries not yet indexed first. Never all pairs: only
+    entries sharing a key or an LSH bucket are compared.
+    """
+    return dedupe_full(store, dedupe_settings(config))
+
+
+def dedupe_full(store: Store, settings: dedupe.DedupeSettings) -> int:
+    """dedupe_all with explicit settings (tests, benchmark)."""
+    dirty = store.dedupe_dirty_ids()
+    if dirty:
+        live = store.dedupe_candidates(dirty)
+        texts = store.entry_texts([c.id for c in live])
+        store.replace_lsh_keys(
+            dirty,
+            {c.id: fingerprint.lsh_keys(texts[c.id], settings.near_min_words) for c in live},
+        )
+    candidates = store.dedupe_candidates()
+    buckets = store.lsh_buckets(None, settings.max_group)
+    pairs = dedupe.propose(candidates, buckets, settings)
+    texts = store.entry_texts(dedupe.texts_needed(pairs))
+    edges = dedupe.judge(pairs, {c.id: c for c in candidates}, texts, settings)
+    links = dedupe.build_clusters({c.id: c for c in candidates}, edges, store.dupe_splits())
+    # Every entry linked now or before: the rest stay canonical as they are.
+    linked = store.apply_dupe_links(store.linked_ids(), links)
+    store.clear_dedupe_dirty(dirty)
+    return linked
+
+
+def split_duplicate(config: Config, store: Store, entry_id: int, now: datetime) -> list[int]:
+    """Undo a wrong merge: `entry_id` leaves its cluster and stays apart from
+    every other member in later ingests. Returns the ids it was parted from."""
+    mates = sorted(store.cluster_mates([entry_id]) - {entry_id})
+    if not store.dedupe_candidates([entry_id]):
+        raise AggregatorError(f"no visible entry with id {entry_id} (see: aggregator dupes)")
+    if not mates:
+        raise AggregatorError(f"entry {entry_id} is not linked to any other entry")
+    store.add_dupe_splits(entry_id, mates, now)
+    _recluster_scope(store, {entry_id, *mates}, dedupe_settings(config), {})
+    return mates
+
+
+def _recluster_scope(
+    store: Store, scope: set[int], settings: dedupe.DedupeSettings, texts: dict[int, str]
+) -> int:
+    """Cluster the entries of `scope` among themselves and record the links."""
+    candidates = store.dedupe_candidates(scope)
+    by_id = {c.id: c for c in candidates}
+    pairs = dedupe.propose(candidates, store.lsh_buckets(scope, settings.max_group), settings)
+    need = dedupe.texts_needed(pairs) - texts.keys()
+    texts = {**texts, **store.entry_texts(need)}
+    edges = dedupe.judge(pairs, by_id, texts, settings)
+    links = dedupe.build_clusters(by_id, edges, store.dupe_splits(scope))
+    return store.apply_dupe_links(scope, links)
 
 
 def _digest_settings(config: Config) -> DigestSettings:

@@ -8,7 +8,8 @@ default, WAL mode) and PostgreSQL: no SQLite-only SQL outside a dialect check.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,6 +24,7 @@ from sqlalchemy import (
     DateTime,
     Dialect,
     Engine,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -37,12 +39,13 @@ from sqlalchemy import (
     delete,
     event,
     func,
+    or_,
     select,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from aggregator.errors import StoreError
 from aggregator.model import (
@@ -50,6 +53,7 @@ from aggregator.model import (
     DedupeCandidate,
     Delivery,
     DeliveryStatus,
+    DupeCluster,
     DupeLink,
     Entry,
     FeedMeta,
@@ -121,6 +125,10 @@ entries = Table(
     #: id of the canonical entry this one duplicates; rows are linked, never deleted
     Column("duplicate_of", Integer, ForeignKey("entries.id")),
     Column("dup_reason", Text),
+    #: the similarity that confirmed a text match (dedupe "near"), if any
+    Column("dup_score", Float),
+    #: new, changed or gone since dedupe last looked at it (issue 5)
+    Column("dedupe_dirty", Boolean, nullable=False, default=True),
     #: the source no longer has it (a deleted post); kept, but not shown
     Column("gone", Boolean, nullable=False, default=False),
     UniqueConstraint("source_id", "guid", name="uq_entries_source_guid"),
@@ -158,6 +166,31 @@ feed_state = Table(
 Index("ix_entries_canonical_url", entries.c.canonical_url)
 Index("ix_entries_fingerprint", entries.c.fingerprint)
 Index("ix_entries_published", entries.c.published)
+Index("ix_entries_guid", entries.c.guid)
+Index("ix_entries_source_link", entries.c.source_id, entries.c.link)
+Index("ix_entries_duplicate_of", entries.c.duplicate_of)
+Index("ix_entries_dedupe_dirty", entries.c.dedupe_dirty)
+
+#: LSH buckets of dedupe: one row per (entry, band key); entries sharing a key
+#: are near-duplicate candidates. Kept for visible entries only.
+dedupe_keys = Table(
+    "dedupe_keys",
+    metadata,
+    Column("entry_id", Integer, ForeignKey("entries.id"), nullable=False),
+    Column("key", BigInteger, nullable=False),
+)
+Index("ix_dedupe_keys_key", dedupe_keys.c.key)
+Index("ix_dedupe_keys_entry", dedupe_keys.c.entry_id)
+
+#: merges the user undid (`aggregator dupes split`): these two entries are
+#: different articles, in every later clustering. entry_id < other_id.
+dupe_splits = Table(
+    "dupe_splits",
+    metadata,
+    Column("entry_id", Integer, ForeignKey("entries.id"), primary_key=True),
+    Column("other_id", Integer, ForeignKey("entries.id"), primary_key=True),
+    Column("created", UTCDateTime, nullable=False),
+)
 
 # -- the email digest (issue 7) ---------------------------------------------
 
@@ -237,7 +270,7 @@ class Store:
             engine = create_engine(url)
             if engine.dialect.name == "sqlite":
                 event.listen(engine, "connect", _sqlite_pragmas)
-            metadata.create_all(engine)
+            _create_schema(engine)
         except (SQLAlchemyError, OSError) as e:
             raise StoreError(f"cannot open database {_safe(url)}: {e}") from None
         return cls(engine)
@@ -421,7 +454,11 @@ class Store:
                     (r.guid, r)
                     for r in conn.execute(
                         select(
-                            entries.c.id, entries.c.guid, entries.c.content_hash, entries.c.gone
+                            entries.c.id,
+                            entries.c.guid,
+                            entries.c.content_hash,
+                            entries.c.gone,
+                            entries.c.updated,
                         ).where(
                             entries.c.source_id == source_id,
                             entries.c.guid.in_(guids[i : i + 500]),
@@ -438,6 +475,9 @@ class Store:
                 if old is None:
                     inserts.append({"source_id": source_id, "first_seen": now, **values})
                 elif old.content_hash != e.content_hash or old.gone:
+                    if old.content_hash != e.content_hash and e.updated <= old.updated:
+                        # Edited without a newer date from the source: it changed now.
+                        values["updated"] = max(now, old.updated)
                     updates.append({"_id": old.id, **values})
             # executemany: one round trip per kind, not one per row
             if inserts:
@@ -459,7 +499,11 @@ class Store:
             ).all()
             ids = [r.id for r in rows if r.guid not in keep]
             if ids:
-                conn.execute(update(entries).where(entries.c.id.in_(ids)).values(gone=True))
+                conn.execute(
+                    update(entries)
+                    .where(entries.c.id.in_(ids))
+                    .values(gone=True, dedupe_dirty=True)
+                )
         return len(ids)
 
     # -- content scan state ---------------------------------------------------
@@ -499,25 +543,260 @@ class Store:
                     [{"source_id": source_id, **s.__dict__} for s in states],
                 )
 
-    def dedupe_candidates(self) -> list[DedupeCandidate]:
-        """Every visible entry, with the fields dedupe compares."""
+    def dedupe_candidates(self, ids: Iterable[int] | None = None) -> list[DedupeCandidate]:
+        """Visible (not gone) entries with the fields dedupe compares: all of
+        them, or those among `ids`."""
         q = (
             select(
                 entries.c.id, entries.c.source_id, sources.c.kind, entries.c.canonical_url,
-                entries.c.fingerprint, entries.c.published,
+                entries.c.fingerprint, entries.c.published, entries.c.guid, entries.c.link,
             )
             .join(sources, sources.c.id == entries.c.source_id)
             .where(entries.c.gone.is_(False))
         )  # fmt: skip
         with self._tx() as conn:
-            return [
-                DedupeCandidate(
-                    id=r.id, source_id=r.source_id, kind=SourceKind(r.kind),
-                    canonical_url=r.canonical_url, fingerprint=r.fingerprint,
-                    published=r.published,
+            rows = (
+                conn.execute(q).all()
+                if ids is None
+                else [r for chunk in _chunks(ids) for r in conn.execute(
+                    q.where(entries.c.id.in_(chunk))).all()]
+            )  # fmt: skip
+        return [
+            DedupeCandidate(
+                id=r.id, source_id=r.source_id, kind=SourceKind(r.kind),
+                canonical_url=r.canonical_url, fingerprint=r.fingerprint,
+                published=r.published, guid=r.guid, link=r.link,
+            )
+            for r in rows
+        ]  # fmt: skip
+
+    # -- dedupe index and links (issue 5) ----------------------------------
+
+    def dedupe_dirty_ids(self) -> list[int]:
+        """Entries new, changed or gone since dedupe last looked at them."""
+        with self._tx() as conn:
+            return list(
+                conn.execute(select(entries.c.id).where(entries.c.dedupe_dirty.is_(True))).scalars()
+            )
+
+    def clear_dedupe_dirty(self, ids: Iterable[int]) -> None:
+        """Dedupe has looked at `ids`."""
+        with self._tx() as conn:
+            for chunk in _chunks(ids):
+                conn.execute(
+                    update(entries).where(entries.c.id.in_(chunk)).values(dedupe_dirty=False)
                 )
-                for r in conn.execute(q).all()
-            ]  # fmt: skip
+
+    def entry_texts(self, ids: Iterable[int]) -> dict[int, str]:
+        """The plain text of each of `ids`."""
+        out: dict[int, str] = {}
+        with self._tx() as conn:
+            for chunk in _chunks(ids):
+                q = select(entries.c.id, entries.c.text).where(entries.c.id.in_(chunk))
+                out.update((r.id, r.text) for r in conn.execute(q).all())
+        return out
+
+    def replace_lsh_keys(self, ids: Iterable[int], keys: Mapping[int, Sequence[int]]) -> None:
+        """Drop the LSH keys of `ids`, then record `keys` (entry id -> band keys)."""
+        with self._tx() as conn:
+            for chunk in _chunks(ids):
+                conn.execute(delete(dedupe_keys).where(dedupe_keys.c.entry_id.in_(chunk)))
+            rows = [{"entry_id": i, "key": k} for i, ks in keys.items() for k in ks]
+            if rows:
+                conn.execute(dedupe_keys.insert(), rows)
+
+    def dedupe_neighbours(
+        self, candidates: Sequence[DedupeCandidate], lsh: Iterable[int], max_group: int
+    ) -> set[int]:
+        """Visible entries sharing a guid, canonical URL, fingerprint, link
+        (within the source) or LSH key with `candidates`.
+
+        Uses the indexes only. A key shared by more than `max_group` entries
+        proposes nothing (dedupe skips such groups), so it is not expanded.
+        """
+        found: set[int] = set()
+        live = entries.c.gone.is_(False)
+        columns = (
+            (entries.c.guid, {c.guid for c in candidates if c.guid}),
+            (entries.c.canonical_url, {c.canonical_url for c in candidates if c.canonical_url}),
+            (entries.c.fingerprint, {c.fingerprint for c in candidates if c.fingerprint}),
+        )
+        with self._tx() as conn:
+            for col, values in columns:
+                for chunk in _chunks(values):
+                    small = (
+                        select(col)
+                        .where(col.in_(chunk), live)
+                        .group_by(col)
+                        .having(func.count() <= max_group)
+                    )
+                    found.update(conn.execute(select(entries.c.id).where(col.in_(small))).scalars())
+            for c in candidates:
+                if c.link:
+                    q = select(entries.c.id).where(
+                        entries.c.source_id == c.source_id, entries.c.link == c.link, live
+                    )
+                    found.update(conn.execute(q.limit(max_group + 1)).scalars())
+            for chunk in _chunks(set(lsh)):
+                found.update(
+                    i for ids in self._buckets(conn, chunk, max_group).values() for i in ids
+                )
+        return found
+
+    def lsh_buckets(self, ids: Iterable[int] | None, max_group: int) -> dict[int, list[int]]:
+        """LSH buckets (key -> entry ids) holding two to `max_group` entries:
+        every such bucket, or those holding any of `ids`."""
+        with self._tx() as conn:
+            if ids is None:
+                shared = (
+                    select(dedupe_keys.c.key)
+                    .group_by(dedupe_keys.c.key)
+                    .having(func.count() > 1, func.count() <= max_group)
+                )
+                out: dict[int, list[int]] = defaultdict(list)
+                q = select(dedupe_keys.c.key, dedupe_keys.c.entry_id).where(
+                    dedupe_keys.c.key.in_(shared)
+                )
+                for key, entry_id in conn.execute(q):
+                    out[key].append(entry_id)
+                return dict(out)
+            out = {}
+            for chunk in _chunks(ids):
+                keys = conn.execute(
+                    select(dedupe_keys.c.key).where(dedupe_keys.c.entry_id.in_(chunk)).distinct()
+                ).scalars()
+                for kchunk in _chunks(set(keys)):
+                    out.update(self._buckets(conn, kchunk, max_group))
+            return out
+
+    @staticmethod
+    def _buckets(conn: Connection, keys: Sequence[int], max_group: int) -> dict[int, list[int]]:
+        small = (
+            select(dedupe_keys.c.key)
+            .where(dedupe_keys.c.key.in_(keys))
+            .group_by(dedupe_keys.c.key)
+            .having(func.count() > 1, func.count() <= max_group)
+        )
+        out: dict[int, list[int]] = defaultdict(list)
+        q = select(dedupe_keys.c.key, dedupe_keys.c.entry_id).where(dedupe_keys.c.key.in_(small))
+        for key, entry_id in conn.execute(q):
+            out[key].append(entry_id)
+        return dict(out)
+
+    def cluster_mates(self, ids: Iterable[int]) -> set[int]:
+        """`ids` and every entry in the same dedupe cluster as one of them."""
+        wanted = set(ids)
+        heads: set[int] = set(wanted)
+        out: set[int] = set(wanted)
+        with self._tx() as conn:
+            for chunk in _chunks(wanted):
+                q = select(entries.c.duplicate_of).where(
+                    entries.c.id.in_(chunk), entries.c.duplicate_of.is_not(None)
+                )
+                heads.update(conn.execute(q).scalars())
+            for chunk in _chunks(heads):
+                q = select(entries.c.id).where(
+                    or_(entries.c.id.in_(chunk), entries.c.duplicate_of.in_(chunk))
+                )
+                out.update(conn.execute(q).scalars())
+        return out
+
+    def linked_ids(self) -> set[int]:
+        """Every entry currently linked to a canonical entry."""
+        with self._tx() as conn:
+            q = select(entries.c.id).where(entries.c.duplicate_of.is_not(None))
+            return set(conn.execute(q).scalars())
+
+    def dupe_splits(self, ids: Iterable[int] | None = None) -> set[frozenset[int]]:
+        """Pairs the user split apart: all, or those involving any of `ids`."""
+        q = select(dupe_splits.c.entry_id, dupe_splits.c.other_id)
+        out: set[frozenset[int]] = set()
+        with self._tx() as conn:
+            if ids is None:
+                return {frozenset(r) for r in conn.execute(q)}
+            for chunk in _chunks(ids):
+                rows = conn.execute(
+                    q.where(
+                        or_(dupe_splits.c.entry_id.in_(chunk), dupe_splits.c.other_id.in_(chunk))
+                    )
+                )
+                out.update(frozenset(r) for r in rows)
+        return out
+
+    def add_dupe_splits(self, entry_id: int, others: Iterable[int], now: datetime) -> None:
+        """Record that `entry_id` is a different article from each of `others`."""
+        known = self.dupe_splits([entry_id])
+        rows = [
+            {"entry_id": min(entry_id, o), "other_id": max(entry_id, o), "created": now}
+            for o in sorted(set(others) - {entry_id})
+            if frozenset((entry_id, o)) not in known
+        ]
+        if rows:
+            with self._tx() as conn:
+                conn.execute(dupe_splits.insert(), rows)
+
+    def apply_dupe_links(self, scope: Iterable[int], links: Sequence[DupeLink]) -> int:
+        """Make `links` the duplicate links of the entries in `scope`: an entry
+        of `scope` with no link becomes canonical. Only rows that differ are
+        written. Returns how many entries were newly linked or moved."""
+        want = {link.entry_id: (link.canonical_id, link.reason, link.score) for link in links}
+        ids = set(scope) | set(want)
+        changes: list[dict[str, Any]] = []
+        moved = 0
+        with self._tx() as conn:
+            for chunk in _chunks(ids):
+                q = select(
+                    entries.c.id, entries.c.duplicate_of, entries.c.dup_reason, entries.c.dup_score
+                ).where(entries.c.id.in_(chunk))
+                for r in conn.execute(q).all():
+                    new = want.get(r.id, (None, None, None))
+                    if (r.duplicate_of, r.dup_reason, r.dup_score) != new:
+                        if new[0] is not None and new[0] != r.duplicate_of:
+                            moved += 1
+                        changes.append(
+                            {"b_id": r.id, "b_dup": new[0], "b_reason": new[1], "b_score": new[2]}
+                        )
+            if changes:
+                conn.execute(
+                    update(entries)
+                    .where(entries.c.id == bindparam("b_id"))
+                    .values(
+                        duplicate_of=bindparam("b_dup"),
+                        dup_reason=bindparam("b_reason"),
+                        dup_score=bindparam("b_score"),
+                    ),
+                    changes,
+                )
+        return moved
+
+    def dupe_clusters(self) -> list[DupeCluster]:
+        """Every cluster of visible entries: its canonical entry and copies,
+        newest canonical first."""
+        q = (
+            select(entries, sources.c.kind, sources.c.key, sources.c.name)
+            .join(sources, sources.c.id == entries.c.source_id)
+            .where(entries.c.gone.is_(False))
+        )
+        with self._tx() as conn:
+            copies = [
+                _stored(r)
+                for r in conn.execute(
+                    q.where(entries.c.duplicate_of.is_not(None)).order_by(entries.c.id)
+                ).all()
+            ]
+            head_ids = sorted({c.duplicate_of for c in copies if c.duplicate_of is not None})
+            heads = {
+                r.id: _stored(r)
+                for chunk in _chunks(head_ids)
+                for r in conn.execute(q.where(entries.c.id.in_(chunk))).all()
+            }  # fmt: skip
+        grouped: dict[int, list[StoredEntry]] = defaultdict(list)
+        for c in copies:
+            if c.duplicate_of is not None and c.duplicate_of in heads:
+                grouped[c.duplicate_of].append(c)
+        clusters = [DupeCluster(heads[h], tuple(cs)) for h, cs in grouped.items()]
+        return sorted(clusters, key=lambda c: (c.canonical.entry.published, c.canonical.id),
+                      reverse=True)  # fmt: skip
 
     def replace_dupe_links(self, links: Sequence[DupeLink]) -> None:
         """Make `links` the whole set of duplicate links."""
@@ -624,12 +903,14 @@ class Store:
             for key, (email, name) in wanted.items():
                 row = rows.get(key)
                 if row is None:
+                    # DO NOTHING: another process (a second `send`, the daemon)
+                    # may add the same address at the same moment.
                     conn.execute(
-                        subscribers.insert().values(
+                        _insert(conn, subscribers).values(
                             email=email, email_key=key, name=name, token=new_token(),
                             status=str(SubscriberStatus.ACTIVE), in_config=True,
                             note="listed in config.toml", created=now, updated=now,
-                        )
+                        ).on_conflict_do_nothing()
                     )  # fmt: skip
                     continue
                 values: dict[str, Any] = {}
@@ -923,6 +1204,22 @@ def _put_feed_state(conn: Connection, source_id: int, state: FeedState) -> None:
         conn.execute(feed_state.insert().values(source_id=source_id, **values))
 
 
+#: ids per IN (...) list: well under every database's bound-parameter limit
+_CHUNK = 500
+
+
+def _chunks(values: Iterable[Any], size: int = _CHUNK) -> Iterator[list[Any]]:
+    """`values` in lists of at most `size`, for IN (...) queries."""
+    batch: list[Any] = []
+    for v in values:
+        batch.append(v)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
 def _entry_values(e: Entry) -> dict[str, Any]:
     return {
         "guid": e.guid,
@@ -939,6 +1236,7 @@ def _entry_values(e: Entry) -> dict[str, Any]:
         "content_hash": e.content_hash,
         "fingerprint": e.fingerprint,
         "gone": False,
+        "dedupe_dirty": True,
     }
 
 
@@ -956,7 +1254,21 @@ def _stored(r: Any) -> StoredEntry:
         first_seen=r.first_seen,
         duplicate_of=r.duplicate_of,
         dup_reason=r.dup_reason,
+        dup_score=r.dup_score,
     )  # fmt: skip
+
+
+def _create_schema(engine: Engine) -> None:
+    """Create missing tables. Two processes starting at once (cron and the
+    daemon, two `send`s) may both see a table missing and both create it: the
+    loser's "already exists" is harmless, so it simply checks again."""
+    for attempt in range(5):
+        try:
+            metadata.create_all(engine)
+            return
+        except OperationalError as e:
+            if "already exists" not in str(e) or attempt == 4:
+                raise
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -1,35 +1,98 @@
-"""URL helpers shared by stages: canonical form of a link. Pure, no IO."""
+"""URL helpers shared by stages: canonical form of a link. Pure, no IO.
+
+Two links name the same article when their canonical forms are equal. The
+canonical form drops what never changes the page a reader gets: scheme and
+host case, default ports, a trailing slash or index.html, the fragment,
+tracking parameters, the order of the remaining query parameters and the
+spelling of percent-escapes. It does not drop `www.`, fold path case or
+follow redirects: those can name different pages, and a wrong merge hides a
+post (issue 5), while a missed one only shows a copy twice.
+"""
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+import re
+from collections.abc import Iterable
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
-#: query parameters that only track the reader, never change the article
-TRACKING_PARAMS = frozenset({"fbclid", "gclid", "mc_cid", "mc_eid", "ref", "spm"})
+#: query parameters that only track the reader, never change the article;
+#: a name ending in "*" is a prefix ("utm_*" drops utm_source, utm_medium, ...)
+TRACKING_PARAMS = ("utm_*", "fbclid", "gclid", "mc_cid", "mc_eid", "ref", "spm")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+_ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
+#: characters a path may carry unescaped (RFC 3986 pchar and "/"); "%" is kept
+#: so existing escapes are normalized below rather than escaped twice
+_PATH_SAFE = "/%:@!$&'()*+,;=-._~"
 
 
-def canonical_url(url: str) -> str:
+def canonical_url(url: str, extra_tracking: Iterable[str] = ()) -> str:
     """The canonical form of `url`, so two links to one article compare equal.
 
     Lower-case scheme and host, no default port, no fragment, no tracking
-    parameters, sorted query, no trailing slash or index.html. Scheme is
-    folded to https: the same article is often linked both ways.
+    parameters (TRACKING_PARAMS plus `extra_tracking`), sorted query, no
+    trailing slash or index.html, percent-escapes in one spelling. Scheme is
+    folded to https: the same article is often linked both ways. A link
+    that is not http(s) is returned trimmed but otherwise as it is.
     """
     parts = urlsplit(url.strip())
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
         return url.strip()
     host = (parts.hostname or "").lower()
-    if parts.port and parts.port != _DEFAULT_PORTS.get(scheme):
-        host = f"{host}:{parts.port}"
-    path = parts.path or "/"
+    try:
+        port = parts.port
+    except ValueError:  # a port that is not a number: keep the link as written
+        return url.strip()
+    if port and port != _DEFAULT_PORTS.get(scheme):
+        host = f"{host}:{port}"
+    path = _normalize_escapes(quote(parts.path or "/", safe=_PATH_SAFE))
     if path.endswith(("/index.html", "/index.htm")):
         path = path.rsplit("/", 1)[0] + "/"
     path = path.rstrip("/") or "/"
-    query = sorted(
-        (k, v)
-        for k, v in parse_qsl(parts.query, keep_blank_values=True)
-        if not k.lower().startswith("utm_") and k.lower() not in TRACKING_PARAMS
-    )
+    drop = _tracking_matcher(extra_tracking)
+    query = sorted((k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not drop(k))
     return urlunsplit(("https", host, path, urlencode(query), ""))
+
+
+def is_article_url(canonical: str) -> bool:
+    """Whether a canonical URL can identify one article.
+
+    A site's front page ("https://example.org") is linked by many entries of
+    feeds that give no permalink, so it never identifies an article.
+    """
+    if not canonical:
+        return False
+    parts = urlsplit(canonical)
+    if parts.scheme != "https":
+        return True
+    return parts.path not in ("", "/") or bool(parts.query)
+
+
+def _tracking_matcher(extra: Iterable[str]) -> _Matcher:
+    names = [n.strip().lower() for n in (*TRACKING_PARAMS, *extra) if n.strip()]
+    exact = frozenset(n for n in names if not n.endswith("*"))
+    prefixes = tuple(n[:-1] for n in names if n.endswith("*"))
+    return _Matcher(exact, prefixes)
+
+
+class _Matcher:
+    """Is a query parameter name a tracking parameter?"""
+
+    def __init__(self, exact: frozenset[str], prefixes: tuple[str, ...]) -> None:
+        self.exact = exact
+        self.prefixes = prefixes
+
+    def __call__(self, name: str) -> bool:
+        low = name.lower()
+        return low in self.exact or (bool(self.prefixes) and low.startswith(self.prefixes))
+
+
+def _normalize_escapes(path: str) -> str:
+    """Decode escapes of unreserved characters; upper-case every other escape."""
+
+    def fix(m: re.Match[str]) -> str:
+        char = chr(int(m.group(1), 16))
+        return char if char in _UNRESERVED else "%" + m.group(1).upper()
+
+    return _ESCAPE.sub(fix, path)

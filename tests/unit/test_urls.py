@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from aggregator.urls import canonical_url
+from aggregator.urls import canonical_url, is_article_url
 
 
 @pytest.mark.parametrize(
@@ -25,3 +25,27 @@ def test_different_articles_stay_different() -> None:
         "https://example.org/a?id=2"
     )
     assert canonical_url("https://example.org:8080/a") != canonical_url("https://example.org/a")
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("https://example.org/a?mc_cid=1&mc_eid=2&spm=3", "https://example.org/a"),
+        ("https://example.org/caf%c3%a9/%7Ex", "https://example.org/café/~x"),
+        ("https://example.org/a/index.htm", "https://example.org/a/"),
+    ],
+)
+def test_more_spellings_of_one_article(a: str, b: str) -> None:
+    assert canonical_url(a) == canonical_url(b)
+
+
+def test_configured_tracking_params_and_prefixes_are_dropped() -> None:
+    url = "https://example.org/a?source=x&hsa_cam=1&id=7"
+    assert canonical_url(url) != canonical_url("https://example.org/a?id=7")
+    assert canonical_url(url, ["source", "hsa_*"]) == "https://example.org/a?id=7"
+
+
+def test_front_pages_do_not_identify_an_article() -> None:
+    assert not is_article_url(canonical_url("https://example.org/"))
+    assert is_article_url(canonical_url("https://example.org/?p=12"))
+    assert is_article_url(canonical_url("https://example.org/posts/a/"))
