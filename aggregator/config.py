@@ -98,6 +98,31 @@ class EmailConfig:
 
 
 @dataclass(frozen=True)
+class DaemonConfig:
+    """`aggregator daemon`: its web address, job intervals, shutdown and lock."""
+
+    #: address the daemon's web server binds; 127.0.0.1 keeps it off the network
+    host: str = "127.0.0.1"
+    port: int = 8000
+    #: seconds between ingest runs (each fetches only the feeds that are due)
+    ingest_interval: float = 60.0
+    #: seconds after which the outputs are rebuilt even if nothing new came in
+    rebuild_interval: float = 3600.0
+    #: seconds between housekeeping runs (prune old records, ANALYZE)
+    housekeeping_interval: float = 86400.0
+    #: VACUUM the SQLite file at most this often (days)
+    vacuum_interval_days: int = 7
+    #: records of job runs older than this are pruned (days)
+    keep_runs_days: int = 90
+    #: a job may still start this many seconds late (after a restart or a pause)
+    misfire_grace_time: float = 21600.0
+    #: on SIGTERM, wait this many seconds for the running job before abandoning it
+    shutdown_timeout: float = 30.0
+    #: the lock file that keeps two runs (cron or daemon) from overlapping
+    lock_file: Path = Path("data/aggregator.lock")
+
+
+@dataclass(frozen=True)
 class SubscriberConfig:
     email: str
     name: str = ""
@@ -116,6 +141,7 @@ class Config:
     digest: DigestConfig
     email: EmailConfig
     subscribers: tuple[SubscriberConfig, ...]
+    daemon: DaemonConfig = field(default_factory=DaemonConfig)
 
     @property
     def content_source(self) -> Source:
@@ -169,6 +195,7 @@ _SECTIONS: dict[str, type] = {
     "output": OutputConfig,
     "digest": DigestConfig,
     "email": EmailConfig,
+    "daemon": DaemonConfig,
 }
 _LISTS: dict[str, type] = {"feeds": FeedConfig, "subscribers": SubscriberConfig}
 
@@ -204,6 +231,7 @@ def parse(data: dict[str, Any], path: Path) -> Config:
         digest=sections["digest"],
         email=sections["email"],
         subscribers=lists["subscribers"],
+        daemon=sections["daemon"],
     )
     _check(config)
     return config
@@ -305,7 +333,25 @@ def _check(config: Config) -> None:
             raise ConfigError(f"{path}: 'digest.{key}' must be greater than 0, not {v}")
     if d.lead_count < 0:
         raise ConfigError(f"{path}: 'digest.lead_count' must be 0 or more, not {d.lead_count}")
+    _check_daemon(config)
     urls = [f.url for f in config.feeds]
     for url in urls:
         if urls.count(url) > 1:
             raise ConfigError(f"{path}: feed {url} is listed twice in [[feeds]]")
+
+
+def _check_daemon(config: Config) -> None:
+    path, d = config.path, config.daemon
+    if not 0 < d.port < 65536:
+        raise ConfigError(f"{path}: 'daemon.port' must be between 1 and 65535, not {d.port}")
+    for key, v in (
+        ("ingest_interval", d.ingest_interval),
+        ("rebuild_interval", d.rebuild_interval),
+        ("housekeeping_interval", d.housekeeping_interval),
+        ("misfire_grace_time", d.misfire_grace_time),
+        ("shutdown_timeout", d.shutdown_timeout),
+        ("vacuum_interval_days", d.vacuum_interval_days),
+        ("keep_runs_days", d.keep_runs_days),
+    ):
+        if v <= 0:
+            raise ConfigError(f"{path}: 'daemon.{key}' must be greater than 0, not {v}")
