@@ -45,6 +45,7 @@ from types import FrameType
 from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
@@ -66,6 +67,9 @@ UnsubscribeAction = Callable[[Config, Store, str, datetime], str | None]
 #: how long a job waits for the run lock (a cron run holding it) before giving up;
 #: ingest comes round again soon, the weekly send does not
 LOCK_WAIT = {jobs.INGEST: 0.0, jobs.SEND: 3600.0, jobs.HOUSEKEEPING: 60.0}
+
+#: the one-off job that runs a weekly send found missed at start-up
+CATCH_UP = "send-catch-up"
 
 _current: Daemon | None = None
 
@@ -126,7 +130,9 @@ class Daemon:
         d = self.config.daemon
         self._scheduler = BackgroundScheduler(
             jobstores={
-                "default": SQLAlchemyJobStore(engine=self.store.engine, tablename=SCHEDULER_TABLE)
+                "default": SQLAlchemyJobStore(engine=self.store.engine, tablename=SCHEDULER_TABLE),
+                # one-off jobs worked out afresh at each start (the send catch-up)
+                "memory": MemoryJobStore(),
             },
             executors={"default": ThreadPoolExecutor(1)},
             job_defaults={
@@ -139,7 +145,10 @@ class Daemon:
         # Paused first: the stored jobs are read and reconciled with the
         # config before anything may fire.
         self._scheduler.start(paused=True)
+        had_send = self._scheduler.get_job(jobs.SEND) is not None
         self._reconcile(self.config)
+        if had_send:
+            self._catch_up_send()
         self._start_web()
         self._scheduler.resume()
         log.info(
@@ -202,7 +211,7 @@ class Daemon:
         grace = int(config.daemon.misfire_grace_time)
         desired = self._desired(config)
         for job in self._scheduler.get_jobs():
-            if job.id not in desired:
+            if job.id not in desired and job.id != CATCH_UP:
                 log.info("removing scheduled job %s", job.id)
                 job.remove()
         for job_id, (trigger, spec) in desired.items():
@@ -228,6 +237,41 @@ class Daemon:
             )
         for job in self._scheduler.get_jobs():
             log.info("scheduled %s: next run %s", job.id, job.next_run_time, extra={"job": job.id})
+
+    def _catch_up_send(self) -> None:
+        """Run a weekly send that came due but has no successful run after it.
+
+        APScheduler advances a job to its next time whenever it *tries* to
+        start it, including a try that loses a race with shutdown; this
+        check, against our own run records, is what makes sure a due issue
+        is not skipped. (The newsletter's exactly-once record makes a
+        repeated send harmless.)
+        """
+        assert self._scheduler is not None
+        config, now = self.config, clock.now()
+        grace = config.daemon.misfire_grace_time
+        due = weekly_trigger(config.email.schedule, config.site.tz).get_next_fire_time(
+            None, now - timedelta(seconds=grace)
+        )
+        if due is None or due > now:
+            return
+        stored = self._scheduler.get_job(jobs.SEND)
+        if stored is not None and stored.next_run_time is not None and stored.next_run_time <= now:
+            return  # the scheduler fires it itself
+        (status,) = self.store.job_statuses([jobs.SEND])
+        if status.last_ok is not None and status.last_ok.started >= due:
+            return
+        log.warning("the send due at %s has not run: running it now", due, extra={"job": "send"})
+        self._scheduler.add_job(
+            _job,
+            "date",
+            run_date=now,
+            args=[jobs.SEND, "catch-up"],
+            id=CATCH_UP,
+            jobstore="memory",
+            replace_existing=True,
+            misfire_grace_time=int(grace),
+        )
 
     # -- jobs --------------------------------------------------------------
 
@@ -320,6 +364,14 @@ class Daemon:
 
     def _scheduler_shutdown(self) -> None:
         if self._scheduler is not None and self._scheduler.running:
+            # APScheduler 3 race: a scheduler thread woken during shutdown
+            # starts due jobs on the stopped executor and moves them on to
+            # their next time. Pause, then wait out a pass already under way
+            # (it holds the job stores' lock); a job it hands over anyway
+            # returns at once (stop is set) and a send is caught up at start.
+            self._scheduler.pause()
+            with self._scheduler._jobstores_lock:
+                pass
             self._scheduler.shutdown(wait=False)
 
     def shutdown(self) -> bool:
