@@ -49,7 +49,7 @@ def test_overlapping_cron_runs_never_overlap(
         assert f"process {first.pid}" in second.output and str(lock) in second.output
         assert not (tmp_path / "public").exists()  # the second run wrote nothing
         release.set()
-        out, err = first.communicate(timeout=30)
+        _out, err = first.communicate(timeout=30)
     finally:
         if first.poll() is None:
             first.kill()
