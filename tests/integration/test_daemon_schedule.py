@@ -69,10 +69,16 @@ def test_missed_send_fires_once_after_restart_and_never_twice(tmp_path: Path) ->
     d = start(path, outbox)
     try:
         wait_for("the missed send", lambda: outbox.sent, timeout=10)
-        after = {j.id: j.next_run for j in d.store.scheduled_jobs()}["send"]
-        assert after == next_week  # back on its weekly time
-        statuses = d.store.job_statuses(["send"])
-        assert statuses[0].last_ok is not None and statuses[0].last_ok.detail == "issue 1 sent"
+        # back on its weekly time (stored by the scheduler just after it starts the job)
+        wait_for(
+            "the send to move to next week",
+            lambda: {j.id: j.next_run for j in d.store.scheduled_jobs()}["send"] == next_week,
+            timeout=5,
+        )
+        last_ok = wait_for(
+            "the send's run record", lambda: d.store.job_statuses(["send"])[0].last_ok
+        )
+        assert last_ok.detail == "issue 1 sent"
     finally:
         assert d.shutdown()
 
