@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from collections.abc import Callable, Iterator
@@ -13,10 +14,12 @@ from typing import Any, TypeVar
 
 import click
 
-from aggregator import __version__, clock, dedupe, pipeline
+from aggregator import __version__, clock, dedupe, jobs, logs, pipeline
 from aggregator import config as config_mod
 from aggregator.config import Config, FeedConfig
 from aggregator.errors import AggregatorError, ConfigError
+from aggregator.lock import LockHeld
+from aggregator.lock import hold as hold_lock
 from aggregator.model import (
     BuildReport,
     IngestReport,
@@ -30,6 +33,10 @@ from aggregator.store import Store
 #: exit codes: 1 some source or output failed; 2 bad usage or config
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
+#: seconds a `send` waits for a running `run` to release the lock
+SEND_LOCK_WAIT = 600.0
+#: another run holds the lock (sysexits' EX_TEMPFAIL: try again later)
+EXIT_LOCKED = 75
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -40,10 +47,24 @@ class Context:
 
     def config(self) -> Config:
         try:
-            return config_mod.load(self.config_path)
+            config = config_mod.load(self.config_path)
         except ConfigError as e:
             click.echo(f"error: {e}", err=True)
             sys.exit(EXIT_CONFIG)
+        logs.add_secret(config.email.smtp_password())
+        return config
+
+
+@contextmanager
+def _locked(config: Config, wait: float = 0.0) -> Iterator[None]:
+    """Hold the run lock (cron mode), waiting up to `wait` seconds for it:
+    a second run that cannot have it exits with EXIT_LOCKED."""
+    try:
+        with hold_lock(config.daemon.lock_file, wait):
+            yield
+    except LockHeld as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(EXIT_LOCKED)
 
 
 @contextmanager
@@ -78,9 +99,16 @@ def _errors_to_exit(f: F) -> F:
     help="Config file (default: $AGGREGATOR_CONFIG, then ./config.toml).",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Log more detail.")
+@click.option(
+    "--log-format",
+    type=click.Choice(logs.FORMATS),
+    default="human",
+    show_default=True,
+    help="Log lines for people, or JSON lines for a log collector.",
+)
 @click.version_option(__version__, prog_name="aggregator")
 @click.pass_context
-def cli(ctx: click.Context, config_path: Path | None, verbose: bool) -> None:
+def cli(ctx: click.Context, config_path: Path | None, verbose: bool, log_format: str) -> None:
     """aggregator: your posts and the feeds you follow, as one digest.
 
     Reads the content directory and external feeds into a database, and
@@ -88,10 +116,7 @@ def cli(ctx: click.Context, config_path: Path | None, verbose: bool) -> None:
 
     Example: aggregator --config config.toml run
     """
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    logs.setup(log_format, logging.INFO if verbose else logging.WARNING)
     ctx.obj = Context(config_path or config_mod.default_config_path())
 
 
@@ -132,7 +157,7 @@ def _feeds_summary(results: list[SourceResult]) -> str:
 def _ingest(config: Config, store: Store, all_feeds: bool) -> IngestReport:
     """pipeline.ingest, with a progress bar when a person watches (stdout is a terminal)."""
     if not sys.stdout.isatty():
-        return pipeline.ingest(config, store, clock.now(), all_feeds=all_feeds)
+        return jobs.ingest(config, store, all_feeds=all_feeds)
     from rich.progress import Progress
 
     with Progress(transient=True) as bar:
@@ -143,7 +168,7 @@ def _ingest(config: Config, store: Store, all_feeds: bool) -> IngestReport:
             if result is not None and result.failures and not result.items:
                 bar.console.print(f"FAILED {result.failures[0]}", markup=False, highlight=False)
 
-        return pipeline.ingest(config, store, clock.now(), all_feeds=all_feeds, progress=progress)
+        return jobs.ingest(config, store, all_feeds=all_feeds, progress=progress)
 
 
 ALL_OPTION = click.option(
@@ -170,7 +195,7 @@ def ingest(obj: Context, all_feeds: bool) -> None:
     Example: aggregator ingest --all
     """
     config = obj.config()
-    with _store(config) as store:
+    with _locked(config), _store(config) as store:
         report = _ingest(config, store, all_feeds)
     _print_ingest(report)
     if report.failures:
@@ -186,8 +211,8 @@ def build(obj: Context) -> None:
     Example: aggregator build
     """
     config = obj.config()
-    with _store(config) as store:
-        report = pipeline.build(config, store, clock.now())
+    with _locked(config), _store(config) as store:
+        report = jobs.build(config, store)
     _print_build(report, config.output.dir)
 
 
@@ -198,53 +223,91 @@ def build(obj: Context) -> None:
 def run(obj: Context, all_feeds: bool) -> None:
     """Ingest, then build: what cron calls.
 
+    Takes the run lock: if another run (or the daemon's job) holds it, exits
+    at once with code 75 and a message naming the holder's PID.
+
     Example: aggregator run
     """
     config = obj.config()
-    with _store(config) as store:
+    with _locked(config), _store(config) as store:
         report = _ingest(config, store, all_feeds)
         _print_ingest(report)
-        built = pipeline.build(config, store, clock.now())
+        built = jobs.build(config, store)
     _print_build(built, config.output.dir)
     if report.failures:
         sys.exit(EXIT_FAILED)
 
 
 @cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object, for machines.")
 @click.pass_obj
 @_errors_to_exit
-def status(obj: Context) -> None:
-    """Show each source with its last scan or fetch and its entry count.
+def status(obj: Context, as_json: bool) -> None:
+    """Show sources, entries, last runs, the next issue and the schedule at a glance.
 
-    Example: aggregator status
+    Exits 1 when a source is failing.
+
+    Example: aggregator status --json
     """
     config = obj.config()
     with _store(config) as store:
-        statuses = store.source_statuses(config.sources)
-        total = store.entry_count()
-    failing = False
-    for s in statuses:
-        when = s.last_checked.strftime("%Y-%m-%d %H:%M UTC") if s.last_checked else "never"
-        click.echo(
-            f"{s.last_status:5}  {s.source.kind:7}  {s.source.name}  "
-            f"({s.entry_count} entries, last checked {when})"
-        )
-        where = config.content.dir if s.source.kind is SourceKind.CONTENT else s.source.key
-        click.echo(f"       {where}")
-        if s.last_error:
-            failing = True
-            click.echo(f"       last error: {s.last_error}")
-        if s.moved_to:
-            click.echo(f"       moved permanently to {s.moved_to} (fetched from there)")
-        if s.disabled_reason:
-            click.echo(f"       disabled: {s.disabled_reason}")
-        elif s.consecutive_errors:
-            click.echo(f"       {s.consecutive_errors} failures in a row")
-        if s.next_fetch and not s.disabled_reason:
-            click.echo(f"       next fetch {s.next_fetch:%Y-%m-%d %H:%M} UTC")
-    click.echo(f"{total} entries stored")
-    if failing:
+        report = jobs.status_report(config, store, clock.now())
+    if as_json:
+        click.echo(json.dumps(report, ensure_ascii=False, indent=2))
+    else:
+        _print_status(report)
+    if report["source_counts"].get("failing"):
         sys.exit(EXIT_FAILED)
+
+
+def _when(iso: str | None) -> str:
+    return iso.replace("T", " ") if iso else "never"
+
+
+def _print_status(r: dict[str, Any]) -> None:
+    counts = r["source_counts"]
+    click.echo(
+        f"Sources: {counts.get('ok', 0)} ok, {counts.get('failing', 0)} failing, "
+        f"{counts.get('disabled', 0)} disabled, {counts.get('never checked', 0)} never checked"
+    )
+    for s in r["sources"]:
+        click.echo(
+            f"  {s['state']:8} {s['kind']:7} {s['name']}  "
+            f"({s['entries']} entries, last checked {_when(s['last_checked'])})"
+        )
+        click.echo(f"           {s['key']}")
+        if s["moved_to"]:
+            click.echo(f"           moved permanently to {s['moved_to']} (fetched from there)")
+        if s["disabled_reason"]:
+            click.echo(f"           disabled: {s['disabled_reason']}")
+        elif s["last_error"]:
+            click.echo(f"           last error: {s['last_error']}")
+            if s["consecutive_errors"] > 1:
+                click.echo(f"           {s['consecutive_errors']} failures in a row")
+        if s["next_fetch"]:
+            click.echo(f"           next fetch {_when(s['next_fetch'])}")
+    e = r["entries"]
+    click.echo(f"{e['total']} entries stored, {e['new_this_week']} new this week")
+    for name in (jobs.INGEST, jobs.BUILD):
+        j = r["jobs"][name]
+        ok = j["last_ok"]
+        line = f"Last {name}: {_when(ok['finished']) if ok else 'never'}"
+        last = j["last"]
+        if last and last["state"] != "ok":
+            line += f" (latest {last['state']} at {_when(last['started'])}"
+            line += f": {last['error']})" if last["error"] else ")"
+        elif ok and ok["detail"]:
+            line += f" ({ok['detail']})"
+        click.echo(line)
+    click.echo(f"Last issue: {_when(r['issues']['last'])}; next: {_when(r['issues']['next'])}")
+    subs = ", ".join(f"{n} {k}" for k, n in r["subscribers"].items())
+    click.echo(f"Subscribers: {subs}")
+    if r["schedule"]:
+        click.echo("Scheduler jobs:")
+        for j in r["schedule"]:
+            click.echo(f"  {j['job']:13} next run {_when(j['next_run'])}")
+    else:
+        click.echo("Scheduler jobs: none (the daemon has not run on this database)")
 
 
 # -- feeds: the list lives in config.toml; these commands edit it in place -----
@@ -455,11 +518,18 @@ def send(
         if sys.stderr.isatty() or done == total or done % 50 == 0:
             click.echo(f"  [{done}/{total}] {email}: {what}", err=True)
 
-    with _store(config) as store:
+    # A cron `send` that meets a slow `run` waits for it rather than skipping
+    # the week; the deliveries table is what keeps two senders from doubling up.
+    with (
+        _locked(config, wait=SEND_LOCK_WAIT),
+        _store(config) as store,
+        jobs.recorded(store, jobs.SEND) as note,
+    ):
         report = pipeline.send(
             config, store, clock.now(), issue_key=issue_key, dry_run=dry_run,
             outbox=outbox, resend_uncertain=resend_uncertain, progress=progress,
         )  # fmt: skip
+        note.detail = jobs.describe_send(report)
     _print_send(report)
     if report.failures:
         sys.exit(EXIT_FAILED)
@@ -619,6 +689,44 @@ def split(obj: Context, entry: int) -> None:
     with _store(config) as store:
         parted = pipeline.split_duplicate(config, store, entry, clock.now())
     click.echo(f"entry {entry} split from {', '.join(map(str, parted))}")
+
+
+@cli.command()
+@click.option("--port", type=int, default=8000, show_default=True, help="Port on 127.0.0.1.")
+@click.pass_obj
+@_errors_to_exit
+def serve(obj: Context, port: int) -> None:
+    """Preview the output directory on http://127.0.0.1:PORT/ (Ctrl-C stops).
+
+    Serves feeds and pages with the content types and ETag/Last-Modified
+    answers the daemon's server gives; nothing is rebuilt.
+
+    Example: aggregator serve --port 8000
+    """
+    from aggregator import web
+
+    config = obj.config()
+    click.echo(f"serving {config.output.dir} on http://127.0.0.1:{port}/ (Ctrl-C stops)")
+    web.serve(web.create_app(config.output.dir), "127.0.0.1", port)
+
+
+@cli.command()
+@click.option("--host", default=None, help="Address to bind (default: [daemon] host).")
+@click.option("--port", type=int, default=None, help="Port (default: [daemon] port).")
+@click.pass_obj
+@_errors_to_exit
+def daemon(obj: Context, host: str | None, port: int | None) -> None:
+    """Run as a service: scheduled ingest, build, weekly send, housekeeping, web server.
+
+    SIGTERM or Ctrl-C stops it cleanly; SIGHUP re-reads the config file
+    (an invalid one is logged and the old one kept).
+
+    Example: aggregator --log-format json daemon --host 0.0.0.0
+    """
+    from aggregator import daemon as daemon_mod
+
+    config = obj.config()
+    sys.exit(daemon_mod.main(obj.config_path, config, host=host, port=port))
 
 
 def main() -> None:

@@ -91,10 +91,10 @@ class FetchConfig:
     #: processes parsing feeds; 0: one per CPU
     parse_workers: int = 0
     #: a feed is fetched at most this often and at least this often, whatever it asks
-    min_interval_minutes: int = 30
-    max_interval_minutes: int = 1440
+    min_interval_minutes: float = 30
+    max_interval_minutes: float = 1440
     #: the longest wait between tries of a failing feed
-    backoff_cap_minutes: int = 1440
+    backoff_cap_minutes: float = 1440
 
 
 @dataclass(frozen=True)
@@ -169,6 +169,31 @@ class DedupeConfig:
 
 
 @dataclass(frozen=True)
+class DaemonConfig:
+    """`aggregator daemon`: its web address, job intervals, shutdown and lock."""
+
+    #: address the daemon's web server binds; 127.0.0.1 keeps it off the network
+    host: str = "127.0.0.1"
+    port: int = 8000
+    #: seconds between ingest runs (each fetches only the feeds that are due)
+    ingest_interval: float = 60.0
+    #: seconds after which the outputs are rebuilt even if nothing new came in
+    rebuild_interval: float = 3600.0
+    #: seconds between housekeeping runs (prune old records, ANALYZE)
+    housekeeping_interval: float = 86400.0
+    #: VACUUM the SQLite file at most this often (days)
+    vacuum_interval_days: int = 7
+    #: records of job runs older than this are pruned (days)
+    keep_runs_days: int = 90
+    #: a job may still start this many seconds late (after a restart or a pause)
+    misfire_grace_time: float = 21600.0
+    #: on SIGTERM, wait this many seconds for the running job before abandoning it
+    shutdown_timeout: float = 30.0
+    #: the lock file that keeps two runs (cron or daemon) from overlapping
+    lock_file: Path = Path("data/aggregator.lock")
+
+
+@dataclass(frozen=True)
 class SubscriberConfig:
     email: str
     name: str = ""
@@ -189,6 +214,7 @@ class Config:
     subscribers: tuple[SubscriberConfig, ...]
     fetch: FetchConfig = field(default_factory=FetchConfig)
     dedupe: DedupeConfig = field(default_factory=DedupeConfig)
+    daemon: DaemonConfig = field(default_factory=DaemonConfig)
 
     @property
     def content_source(self) -> Source:
@@ -246,6 +272,7 @@ _SECTIONS: dict[str, type] = {
     "email": EmailConfig,
     "fetch": FetchConfig,
     "dedupe": DedupeConfig,
+    "daemon": DaemonConfig,
 }
 _LISTS: dict[str, type] = {"feeds": FeedConfig, "subscribers": SubscriberConfig}
 
@@ -283,6 +310,7 @@ def parse(data: dict[str, Any], path: Path) -> Config:
         subscribers=lists["subscribers"],
         fetch=sections["fetch"],
         dedupe=sections["dedupe"],
+        daemon=sections["daemon"],
     )
     _check(config)
     _check_fetch(config)
@@ -412,6 +440,7 @@ def _check(config: Config) -> None:
         raise ConfigError(
             f"{path}: 'dedupe.near_min_words' must be 10 or more, not {dd.near_min_words}"
         )
+    _check_daemon(config)
     urls = [f.url for f in config.feeds]
     for url in urls:
         if urls.count(url) > 1:
@@ -537,3 +566,20 @@ def _check_email(config: Config) -> None:
         if address.lower() in seen:
             raise ConfigError(f"{path}: subscriber {address} is listed twice in [[subscribers]]")
         seen.add(address.lower())
+
+
+def _check_daemon(config: Config) -> None:
+    path, d = config.path, config.daemon
+    if not 0 < d.port < 65536:
+        raise ConfigError(f"{path}: 'daemon.port' must be between 1 and 65535, not {d.port}")
+    for key, v in (
+        ("ingest_interval", d.ingest_interval),
+        ("rebuild_interval", d.rebuild_interval),
+        ("housekeeping_interval", d.housekeeping_interval),
+        ("misfire_grace_time", d.misfire_grace_time),
+        ("shutdown_timeout", d.shutdown_timeout),
+        ("vacuum_interval_days", d.vacuum_interval_days),
+        ("keep_runs_days", d.keep_runs_days),
+    ):
+        if v <= 0:
+            raise ConfigError(f"{path}: 'daemon.{key}' must be greater than 0, not {v}")

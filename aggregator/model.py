@@ -398,3 +398,39 @@ class SendReport:
     written: tuple[str, ...] = ()
     #: the issue was composed by this run (False: an existing issue was resumed)
     composed: bool = False
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run of a job (ingest, build, send, housekeeping), as recorded."""
+
+    job: str
+    started: datetime
+    #: None while running, or when the process died mid-run
+    finished: datetime | None
+    #: True when the job finished without an exception
+    ok: bool | None
+    #: the exception's message when it failed
+    error: str | None = None
+    #: a one-line summary ("50 sources, 2 failed")
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """What `status` and the health endpoint say about one kind of job."""
+
+    job: str
+    #: the most recent run, finished or not
+    last: Run | None
+    #: the most recent run that finished ok
+    last_ok: Run | None
+
+
+@dataclass(frozen=True)
+class ScheduledJob:
+    """A job in the daemon's persistent schedule."""
+
+    id: str
+    #: None when the job is paused
+    next_run: datetime | None

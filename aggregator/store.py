@@ -39,8 +39,10 @@ from sqlalchemy import (
     delete,
     event,
     func,
+    inspect,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -59,6 +61,9 @@ from aggregator.model import (
     FeedMeta,
     FeedState,
     Issue,
+    JobStatus,
+    Run,
+    ScheduledJob,
     Source,
     SourceKind,
     SourceStatus,
@@ -237,6 +242,33 @@ deliveries = Table(
     Column("claimed_at", UTCDateTime),
     Column("sent_at", UTCDateTime),
     Column("updated", UTCDateTime, nullable=False),
+)
+
+
+#: one row per run of a job (daemon or cron); feeds the health endpoint and status
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("job", String(32), nullable=False),
+    Column("started", UTCDateTime, nullable=False),
+    Column("finished", UTCDateTime),
+    Column("ok", Boolean),
+    Column("error", Text),
+    Column("detail", Text),
+    #: what the run changed (ingest: new + changed entries + links; build: files)
+    Column("changes", Integer),
+)
+Index("ix_runs_job_started", runs.c.job, runs.c.started)
+
+#: APScheduler's job table (its SQLAlchemyJobStore creates it): read-only here,
+#: so `status` can list the schedule without starting a scheduler.
+SCHEDULER_TABLE = "apscheduler_jobs"
+_scheduler_jobs = Table(
+    SCHEDULER_TABLE,
+    MetaData(),
+    Column("id", String(191), primary_key=True),
+    Column("next_run_time", Float),
 )
 
 
@@ -1152,6 +1184,121 @@ class Store:
             )
         return int(result.rowcount)
 
+    # -- runs, health and housekeeping (the daemon issue) ------------------
+
+    def entry_stats(self, since: datetime) -> tuple[int, int]:
+        """(entries stored in all, entries first seen at or after `since`)."""
+        with self._tx() as conn:
+            total = conn.execute(select(func.count()).select_from(entries)).scalar_one()
+            new = conn.execute(
+                select(func.count()).select_from(entries).where(entries.c.first_seen >= since)
+            ).scalar_one()
+        return int(total), int(new)
+
+    def start_run(self, job: str, now: datetime) -> int:
+        """Record that `job` started; returns the run's id for `finish_run`."""
+        with self._tx() as conn:
+            result = conn.execute(runs.insert().values(job=job, started=now))
+            return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+    def finish_run(
+        self,
+        run_id: int,
+        now: datetime,
+        *,
+        error: str | None = None,
+        detail: str | None = None,
+        changes: int | None = None,
+    ) -> None:
+        """Record the end of a run: ok unless `error` is given."""
+        with self._tx() as conn:
+            conn.execute(
+                update(runs)
+                .where(runs.c.id == run_id)
+                .values(finished=now, ok=error is None, error=error, detail=detail, changes=changes)
+            )
+
+    def build_pending(self) -> bool:
+        """True if an ingest since the last good build changed (or may have changed)
+        the store: it reported changes, or it never finished (killed mid-way)."""
+        with self._tx() as conn:
+            last_build = conn.execute(
+                select(func.max(runs.c.id)).where(runs.c.job == "build", runs.c.ok.is_(True))
+            ).scalar_one()
+            q = select(runs.c.id).where(
+                runs.c.job == "ingest",
+                (runs.c.changes.is_(None)) | (runs.c.changes > 0),
+            )
+            if last_build is not None:
+                q = q.where(runs.c.id > last_build)
+            return conn.execute(q.limit(1)).first() is not None
+
+    def job_statuses(self, jobs: Sequence[str]) -> list[JobStatus]:
+        """For each job name, its latest run and its latest successful run."""
+        out = []
+        with self._tx() as conn:
+            for job in jobs:
+                latest = conn.execute(
+                    select(runs).where(runs.c.job == job).order_by(runs.c.id.desc()).limit(1)
+                ).first()
+                good = conn.execute(
+                    select(runs)
+                    .where(runs.c.job == job, runs.c.ok.is_(True))
+                    .order_by(runs.c.id.desc())
+                    .limit(1)
+                ).first()
+                out.append(JobStatus(job=job, last=_run(latest), last_ok=_run(good)))
+        return out
+
+    def prune_runs(self, before: datetime) -> int:
+        """Delete run records started before `before`; returns how many."""
+        with self._tx() as conn:
+            return int(conn.execute(delete(runs).where(runs.c.started < before)).rowcount)
+
+    def optimize(self, *, vacuum: bool) -> None:
+        """Refresh the planner's statistics (ANALYZE); VACUUM too if asked.
+
+        VACUUM cannot run inside a transaction, so it gets an autocommit
+        connection; on SQLite in WAL mode it also truncates the WAL file.
+        """
+        try:
+            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.execute(text("ANALYZE"))
+                if vacuum:
+                    conn.execute(text("VACUUM"))
+                    if self.engine.dialect.name == "sqlite":
+                        conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
+        except SQLAlchemyError as e:
+            raise StoreError(f"database maintenance failed: {e}") from e
+
+    def integrity_check(self) -> str:
+        """ "ok", or what SQLite's integrity check found (other databases: "ok")."""
+        if self.engine.dialect.name != "sqlite":
+            return "ok"
+        with self._tx() as conn:
+            rows = conn.execute(text("PRAGMA integrity_check")).scalars().all()
+        return "; ".join(str(r) for r in rows)
+
+    def scheduled_jobs(self) -> list[ScheduledJob]:
+        """The daemon's persistent schedule (empty if it never ran)."""
+        with self._tx() as conn:
+            if not inspect(conn).has_table(SCHEDULER_TABLE):
+                return []
+            rows = conn.execute(
+                select(_scheduler_jobs.c.id, _scheduler_jobs.c.next_run_time).order_by(
+                    _scheduler_jobs.c.next_run_time
+                )
+            ).all()
+        return [
+            ScheduledJob(
+                id=r.id,
+                next_run=None
+                if r.next_run_time is None
+                else datetime.fromtimestamp(r.next_run_time, UTC),
+            )
+            for r in rows
+        ]
+
 
 _REMOVED_FROM_CONFIG = "removed from config.toml"
 _ISSUE_FIELDS = (
@@ -1218,6 +1365,14 @@ def _chunks(values: Iterable[Any], size: int = _CHUNK) -> Iterator[list[Any]]:
             batch = []
     if batch:
         yield batch
+
+
+def _run(r: Any) -> Run | None:
+    if r is None:
+        return None
+    return Run(
+        job=r.job, started=r.started, finished=r.finished, ok=r.ok, error=r.error, detail=r.detail
+    )
 
 
 def _entry_values(e: Entry) -> dict[str, Any]:

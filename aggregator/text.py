@@ -339,7 +339,11 @@ def excerpt(text: str, length: int, ellipsis: str = "...") -> str:
         if text[p - 1] in SENTENCE_ENDS:
             cut = p
             break
-    kept = text[:cut].rstrip(_OPENERS)
+    # Drop a dangling opener or comma, but never the end of an atom
+    # (the "-" that ends a URL is part of it).
+    while cut > 0 and text[cut - 1] in _OPENERS and not blocked[cut - 1]:
+        cut -= 1
+    kept = text[:cut]
     return kept + ellipsis if kept else ellipsis
 
 

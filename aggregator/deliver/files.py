@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Mapping
+from datetime import datetime, timedelta
 from pathlib import Path, PurePosixPath
 
 from aggregator.errors import DeliveryError
@@ -72,3 +73,23 @@ def copy_files(root: Path, files: Mapping[str, Path]) -> list[str]:
             raise DeliveryError(f"{target}: cannot copy {source}: {e.strerror}") from None
         written.append(rel)
     return written
+
+
+def remove_stale_temp_files(root: Path, now: datetime, older_than: timedelta) -> int:
+    """Delete temp files `write_atomic` left behind when its process was killed.
+
+    Only `.NAME.*.tmp` files older than `older_than` go, so a write in
+    progress is never touched. Returns how many were removed.
+    """
+    if not root.is_dir():
+        return 0
+    cutoff = (now - older_than).timestamp()
+    removed = 0
+    for path in root.rglob(".*.tmp"):
+        try:
+            if path.is_file() and path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+        except OSError:
+            continue  # gone already, or not ours to remove: not worth failing over
+    return removed
