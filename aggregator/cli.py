@@ -177,7 +177,8 @@ ALL_OPTION = click.option(
 
 
 def _print_build(report: BuildReport, output: Path) -> None:
-    click.echo(f"build: {len(report.written)} files written to {output}")
+    removed = f", {len(report.removed)} stale removed" if report.removed else ""
+    click.echo(f"build: {len(report.written)} files written to {output}{removed}")
     for f in report.failures:
         click.echo(f"WARNING {f}", err=True)
 

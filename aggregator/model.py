@@ -201,10 +201,12 @@ class IngestReport:
 
 @dataclass(frozen=True)
 class BuildReport:
-    """The outcome of one build: files written."""
+    """The outcome of one build: files written, and stale ones removed."""
 
     written: tuple[str, ...] = field(default_factory=tuple)
     failures: tuple[Failure, ...] = ()
+    #: files the previous build produced and this one no longer does, deleted
+    removed: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 from aggregator import dedupe, fingerprint, issues
 from aggregator.config import Config
 from aggregator.deliver import message, smtp
-from aggregator.deliver.files import copy_files, write_outputs
+from aggregator.deliver.files import copy_files, remove_stale_outputs, write_outputs
 from aggregator.digest import (
     DigestSettings,
     also_in_names,
@@ -667,8 +667,12 @@ def build(config: Config, store: Store, now: datetime) -> BuildReport:
     failures = tuple(
         Failure(str(static[rel]), f"not copied: the output {rel} has that path") for rel in clashes
     )
-    written += copy_files(config.output.dir, {k: v for k, v in static.items() if k not in outputs})
-    return BuildReport(written=tuple(written), failures=failures)
+    copied = {k: v for k, v in static.items() if k not in outputs}
+    written += copy_files(config.output.dir, copied)
+    # Only now that every new file is in place: remove what the last build
+    # produced and this one does not (see deliver/files.py).
+    removed = remove_stale_outputs(config.output.dir, {**outputs, **copied})
+    return BuildReport(written=tuple(written), failures=failures, removed=tuple(removed))
 
 
 def _merge(*parts: Mapping[str, bytes]) -> dict[str, bytes]:

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import os
+import re
 import tempfile
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from pathlib import Path, PurePosixPath
 
 from aggregator.errors import DeliveryError
+
+log = logging.getLogger(__name__)
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -93,3 +99,129 @@ def remove_stale_temp_files(root: Path, now: datetime, older_than: timedelta) ->
         except OSError:
             continue  # gone already, or not ours to remove: not worth failing over
     return removed
+
+
+# -- stale outputs -------------------------------------------------------------
+# A build records every file it produced (path and SHA-256 of its bytes) in a
+# manifest in the output directory. The next build removes what the previous
+# one produced and it no longer does (a tag no post has any more, a page
+# beyond the last), and nothing else: a file not in the manifest (the user's
+# own), or one whose bytes changed since we wrote it, is never touched.
+
+#: the manifest of the last build, in the output directory
+MANIFEST = ".aggregator-manifest.json"
+#: files the foundation's builds wrote before there was a manifest (feed pages
+#: before RFC 5005 archives); removed by the first build that finds no manifest
+_LEGACY = re.compile(r"feed/page-[0-9]+\.atom")
+
+
+def sha256_bytes(data: bytes) -> str:
+    """The hex SHA-256 of `data`, as the manifest records it."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    """The hex SHA-256 of a file's bytes, read in chunks."""
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def read_manifest(root: Path) -> dict[str, str] | None:
+    """The last build's {relative path: sha256}; None when there is none.
+
+    A manifest that cannot be read or parsed counts as none (nothing is
+    removed on its word); the build then writes a good one.
+    """
+    path = root / MANIFEST
+    try:
+        data = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        log.warning("%s: unreadable, ignored (no stale output removed this time): %s", path, e)
+        return None
+    files = data.get("files") if isinstance(data, dict) else None
+    if not isinstance(files, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in files.items()
+    ):
+        log.warning("%s: not a manifest, ignored (no stale output removed this time)", path)
+        return None
+    return dict(files)
+
+
+def write_manifest(root: Path, files: Mapping[str, str]) -> None:
+    """Record {relative path: sha256} as the build's manifest, atomically."""
+    doc = {"version": 1, "files": dict(sorted(files.items()))}
+    data = json.dumps(doc, ensure_ascii=False, indent=0).encode("utf-8")
+    try:
+        write_atomic(root / MANIFEST, data)
+    except OSError as e:
+        raise DeliveryError(f"{root / MANIFEST}: cannot write: {e.strerror}") from None
+
+
+def remove_stale_outputs(root: Path, outputs: Mapping[str, bytes | Path]) -> list[str]:
+    """Remove the files the last build produced and this one did not; record this one's.
+
+    `outputs` is every file this build produced, already in place: {relative
+    path: its bytes, or the source file it was copied from}. A stale file is
+    removed only if its bytes are still what the last build wrote; emptied
+    directories go with it. Returns the relative paths removed.
+
+    Crash-safe: the manifest written before removing covers both builds'
+    files, so a build killed halfway leaves nothing untracked.
+    """
+    produced = {
+        rel: sha256_file(v) if isinstance(v, Path) else sha256_bytes(v)
+        for rel, v in outputs.items()
+    }
+    previous = read_manifest(root)
+    if previous is None:
+        previous = _legacy_outputs(root, produced)
+    stale = sorted(set(previous) - set(produced))
+    if stale and {**previous, **produced} != previous:
+        write_manifest(root, {**previous, **produced})
+    removed = [rel for rel in stale if _remove_if_ours(root, rel, previous[rel])]
+    if previous != produced:
+        write_manifest(root, produced)
+    return removed
+
+
+def _legacy_outputs(root: Path, produced: Mapping[str, str]) -> dict[str, str]:
+    """Files an older build wrote before manifests, with their current hashes."""
+    feed_dir = root / "feed"
+    if not feed_dir.is_dir():
+        return {}
+    found = {}
+    for path in feed_dir.iterdir():
+        rel = f"feed/{path.name}"
+        if _LEGACY.fullmatch(rel) and rel not in produced and path.is_file():
+            found[rel] = sha256_file(path)
+    return found
+
+
+def _remove_if_ours(root: Path, rel: str, digest: str) -> bool:
+    parts = PurePosixPath(rel).parts
+    if not parts or PurePosixPath(rel).is_absolute() or ".." in parts or rel == MANIFEST:
+        log.warning("%s: ignoring a manifest entry outside the output directory: %s", root, rel)
+        return False
+    target = root.joinpath(*parts)
+    try:
+        if target.is_symlink() or not target.is_file():
+            return False  # gone already, or not a file we wrote
+        if sha256_file(target) != digest:
+            log.info("%s: kept: changed since a build wrote it", target)
+            return False
+        target.unlink()
+    except OSError as e:
+        log.warning("%s: cannot remove a stale output: %s", target, e.strerror)
+        return False
+    # Directories the removal emptied go too (tags/<old tag>/); rmdir refuses
+    # any that still hold something.
+    parent = target.parent
+    while parent != root and root in parent.parents:
+        try:
+            parent.rmdir()
+        except OSError:
+            break
+        parent = parent.parent
+    return True
