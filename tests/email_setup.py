@@ -51,3 +51,13 @@ def set_site_title(config_path: Path, title: str) -> Config:
     )
     config_path.write_text(text, encoding="utf-8")
     return config_mod.load(config_path)
+
+
+def set_site_language(config_path: Path, language: str, timezone: str | None = None) -> Config:
+    """Set [site] language (and timezone): the email's words and dates follow them."""
+    text = config_path.read_text(encoding="utf-8")
+    text = re.sub(r'(?m)^language = ".*"$', f"language = {_toml(language)}", text, count=1)
+    if timezone:
+        text = re.sub(r'(?m)^timezone = ".*"$', f"timezone = {_toml(timezone)}", text, count=1)
+    config_path.write_text(text, encoding="utf-8")
+    return config_mod.load(config_path)

@@ -17,6 +17,7 @@ from premailer import Premailer
 from aggregator.config import SiteConfig
 from aggregator.model import DigestEntry
 from aggregator.render import environment
+from aggregator.render.words import count_words, locale, words
 
 TEXT_WIDTH = 72
 
@@ -41,7 +42,8 @@ def render_email(
     """Render the email of an issue showing `entries` (newest first).
 
     `web_url` is the issue's web archive page ("View in browser" and the
-    "N more in the web archive" link); `total` is how many entries the issue
+    "N more in the web archive" link); the words and dates are in [site]
+    language, as on the web pages; `total` is how many entries the issue
     holds, when the email shows only the first few; `unsubscribe_url` is the
     subscriber's own link (a placeholder when the issue is stored).
     """
@@ -80,19 +82,28 @@ def render_archive(
 def _context(
     entries: Sequence[DigestEntry], site: SiteConfig, web_url: str, issue_key: str, total: int
 ) -> dict[str, object]:
-    count = f"{total} new post{'' if total == 1 else 's'}"
+    # The same words and dates as the web pages (render/words.py), in [site] language.
+    lang = site.language
+    table = words(lang)
+    count = count_words(lang, "new_posts", total)
     titles = " · ".join(item.stored.entry.title for item in entries[:3])
+    more = total - len(entries)
     return {
         "site": site,
         "tz": site.tz,
+        "locale": locale(lang),
+        "words": table,
         "entries": entries,
-        "more": total - len(entries),
+        "more": more,
+        "more_label": count_words(lang, "more_in_archive", more),
         "archive_url": web_url,
         "web_url": web_url,
         "issue_key": issue_key,
         "issue_label": f"{issue_key} · {count}" if issue_key else count,
+        "issue_of": table["issue_of"].format(issue=issue_key),
+        "why_received": table["why_received"].format(title=site.title),
         "title": f"{site.title} · {issue_key}" if issue_key else site.title,
-        "preheader": f"{count}: {titles}" if titles else count,
+        "preheader": table["preheader"].format(count=count, titles=titles) if titles else count,
     }
 
 

@@ -13,11 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 from urllib.parse import quote
-
-from babel import Locale, UnknownLocaleError
 
 from aggregator.config import SiteConfig
 from aggregator.digest import Tag
@@ -26,27 +23,10 @@ from aggregator.render import environment
 from aggregator.render.atom import FEED_PATH, public_url, tag_feed_path
 from aggregator.render.jsonfeed import JSON_PATH
 from aggregator.render.rss import RSS_PATH
+from aggregator.render.words import locale, words
 from aggregator.slugs import tag_slug
 
 TAGS_INDEX = "tags/index.html"
-
-#: the pages' own words, by language (the first subtag of [site] language)
-WORDS: dict[str, dict[str, str]] = {
-    "en": {
-        "skip": "Skip to the entries", "site_nav": "Site", "latest": "Latest",
-        "tags": "Tags", "subscribe": "Subscribe", "feeds": "Feeds: ", "pages": "Pages",
-        "previous": "Previous", "next": "Next", "page": "page", "also_in": "Also in: ",
-        "empty": "Nothing here yet.", "all_tags": "All tags", "tagged": "Tagged “{tag}”",
-        "tag_feed": "Subscribe to this tag", "tag_description": "Entries tagged “{tag}”",
-    },
-    "zh": {
-        "skip": "跳到正文", "site_nav": "站点", "latest": "最新",
-        "tags": "标签", "subscribe": "订阅", "feeds": "订阅源：", "pages": "分页",
-        "previous": "上一页", "next": "下一页", "page": "第 {n} 页", "also_in": "亦见于：",
-        "empty": "这里还没有内容。", "all_tags": "全部标签", "tagged": "标签：{tag}",
-        "tag_feed": "订阅此标签", "tag_description": "标签为“{tag}”的文章",
-    },
-}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -96,18 +76,6 @@ def page_numbers(current: int, total: int, around: int = 2) -> list[int | None]:
     return numbers
 
 
-@cache
-def _locale(language: str) -> Locale:
-    try:
-        return Locale.parse(language, sep="-")
-    except (UnknownLocaleError, ValueError):
-        return Locale.parse("en")
-
-
-def _words(language: str) -> dict[str, str]:
-    return WORDS.get(language.split("-")[0].lower(), WORDS["en"])
-
-
 def render_pages(
     pages: Sequence[Page],
     site: SiteConfig,
@@ -142,8 +110,8 @@ class _Renderer:
     def __init__(self, site: SiteConfig, lead_count: int) -> None:
         self.site = site
         self.lead_count = lead_count
-        self.words = _words(site.language)
-        self.locale = _locale(site.language)
+        self.words = words(site.language)
+        self.locale = locale(site.language)
 
     def page_word(self, n: int) -> str:
         word = self.words["page"]

@@ -18,7 +18,7 @@ from aggregator.config import Config
 from aggregator.model import DeliveryStatus, SubscriberStatus
 from aggregator.store import Store
 from tests.conftest import NOW
-from tests.email_setup import configure, set_site_title
+from tests.email_setup import configure, set_site_language, set_site_title
 from tests.smtp_server import SmtpServer, free_port, serve
 
 
@@ -86,7 +86,9 @@ def test_issue_reaches_every_subscriber_once_with_a_well_formed_message(
         assert text.splitlines()[:2] == ["INCOMING TRANSMISSION", "LATEST UPDATES"]
         for line in text.splitlines():
             assert len(line) <= 72 or "://" in line, line
-        assert f"Unsubscribe: {https}" in text
+        # the words and dates of a zh-CN site are Chinese, as on its web pages
+        assert f"退订：{https}" in text
+        assert "亦见于：Friend's Notebook" in text and "2026年11月20日" in text
         assert "\\(" in text or "$" in text  # math comes through as written
         doc: Any = lxml_html.fromstring(html)
         visible = doc.text_content()
@@ -101,8 +103,11 @@ def test_issue_reaches_every_subscriber_once_with_a_well_formed_message(
         assert len(doc.xpath("//h2/a")) == 10
         assert doc.xpath("//table[@class='container']/@width") == ["600"]  # for Outlook
         links = {a.text_content().strip(): a.get("href") for a in doc.xpath("//a")}
-        assert links["View in browser"] == "https://blog.example.org/issues/2026-W47.html"
-        assert links["Unsubscribe"] == https
+        assert links["在浏览器中查看"] == "https://blog.example.org/issues/2026-W47.html"
+        assert links["退订"] == https
+        assert "亦见于：Friend's Notebook" in visible and "2026年11月20日" in visible
+        for english in ("Also in", "View in browser", "Unsubscribe", "new posts", "November"):
+            assert english not in visible and english not in text
         for img in doc.xpath("//img"):
             assert img.get("alt") is not None and img.get("width")
         assert "随笔" in html and "冬天" in text  # CJK intact in both parts
@@ -110,6 +115,37 @@ def test_issue_reaches_every_subscriber_once_with_a_well_formed_message(
     assert len(ids) == 3  # one Message-ID per subscriber
     archive = config.output.dir / "issues" / "2026-W47.html"
     assert archive.is_file() and "Weekly reading #47" in archive.read_text(encoding="utf-8")
+    archive_text = lxml_html.fromstring(archive.read_text(encoding="utf-8")).text_content()
+    assert "2026-W47 期" in archive_text and "亦见于：" in archive_text
+    assert "the issue of" not in archive_text and "Also in" not in archive_text
+
+
+def test_an_english_site_gets_an_english_email(example: Path, smtp_server: SmtpServer) -> None:
+    set_site_language(example, "en")
+    config, store = ingested(example, smtp_server)
+    pipeline.send(config, store, NOW)
+    msg = smtp_server.handler.received[0].message()
+    text, html = parts(msg)
+    https = unsubscribe_urls(msg)[0]
+    assert text.splitlines()[:3] == [
+        "INCOMING TRANSMISSION",
+        "LATEST UPDATES",
+        "2026-W47 · 10 new posts",
+    ]
+    assert f"Unsubscribe: {https}" in text
+    assert "View in browser: https://blog.example.org/issues/2026-W47.html" in text
+    assert "Also in: Friend's Notebook" in text and "November 20, 2026" in text
+    doc: Any = lxml_html.fromstring(html)
+    links = {a.text_content().strip(): a.get("href") for a in doc.xpath("//a")}
+    assert links["View in browser"] == "https://blog.example.org/issues/2026-W47.html"
+    assert links["Unsubscribe"] == https
+    visible = doc.text_content()
+    assert "You receive INCOMING TRANSMISSION because you subscribed to it." in visible
+    assert "Also in: Friend's Notebook" in visible and "November 20, 2026" in visible
+    for chinese in ("亦见于", "退订", "在浏览器中查看", "篇新文章", "年11月"):
+        assert chinese not in visible and chinese not in text
+    archive = (config.output.dir / "issues" / "2026-W47.html").read_text(encoding="utf-8")
+    assert "the issue of 2026-W47" in lxml_html.fromstring(archive).text_content()
 
 
 def test_sending_again_sends_nothing_and_the_next_issue_holds_only_new_entries(
@@ -135,7 +171,7 @@ def test_sending_again_sends_nothing_and_the_next_issue_holds_only_new_entries(
     assert report.issue == "2026-W48" and report.sent == 3
     text, _ = parts(smtp_server.handler.received[-1].message())
     assert "A fresh post" in text and "Weekly reading #47" not in text
-    assert "1 new post" in text
+    assert "2026-W48 · 1 篇新文章" in text
 
 
 def test_empty_issue_is_sent_only_when_configured(example: Path, smtp_server: SmtpServer) -> None:
@@ -145,7 +181,7 @@ def test_empty_issue_is_sent_only_when_configured(example: Path, smtp_server: Sm
     report = pipeline.send(config, store, NOW + timedelta(days=30))
     assert report.sent == 3
     text, html = parts(smtp_server.handler.received[0].message())
-    assert "Nothing new this time." in text and "Nothing new this time." in html
+    assert "这次没有新文章。" in text and "这次没有新文章。" in html
     assert "0 new posts" in str(smtp_server.handler.received[0].message()["Subject"])
 
 
@@ -198,10 +234,12 @@ def test_oversized_issue_shows_the_newest_that_fit_and_links_the_archive(
         more = 210 - issue.shown_count
         doc: Any = lxml_html.fromstring(html)
         assert len(doc.xpath("//h2/a")) == issue.shown_count
-        link = doc.xpath("//a[contains(., 'more in the web archive')]")[0]
-        assert link.text_content().strip() == f"{more} more in the web archive"
+        link = doc.xpath("//td[@class='more']/a")[0]
+        assert link.text_content().strip() == f"网页存档里还有 {more} 篇"
         assert link.get("href") == "https://blog.example.org/issues/2026-W47.html"
-        assert f"{more} more in the web archive" in text
+        lines = text.splitlines()
+        at = lines.index(f"网页存档里还有 {more} 篇：")
+        assert lines[at + 1] == "https://blog.example.org/issues/2026-W47.html"
         assert "</html>" in html  # whole, not clipped
         # The newest entries are the ones shown.
         assert "Firehose post 199" in html and "Firehose post 0:" not in html
