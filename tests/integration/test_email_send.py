@@ -115,7 +115,8 @@ def test_issue_reaches_every_subscriber_once_with_a_well_formed_message(
     assert len(ids) == 3  # one Message-ID per subscriber
     archive = config.output.dir / "issues" / "2026-W47.html"
     assert archive.is_file() and "Weekly reading #47" in archive.read_text(encoding="utf-8")
-    archive_text = lxml_html.fromstring(archive.read_text(encoding="utf-8")).text_content()
+    archive_doc: Any = lxml_html.fromstring(archive.read_text(encoding="utf-8"))
+    archive_text = archive_doc.text_content()
     assert "2026-W47 期" in archive_text and "亦见于：" in archive_text
     assert "the issue of" not in archive_text and "Also in" not in archive_text
 
@@ -144,8 +145,10 @@ def test_an_english_site_gets_an_english_email(example: Path, smtp_server: SmtpS
     assert "Also in: Friend's Notebook" in visible and "November 20, 2026" in visible
     for chinese in ("亦见于", "退订", "在浏览器中查看", "篇新文章", "年11月"):
         assert chinese not in visible and chinese not in text
-    archive = (config.output.dir / "issues" / "2026-W47.html").read_text(encoding="utf-8")
-    assert "the issue of 2026-W47" in lxml_html.fromstring(archive).text_content()
+    archive: Any = lxml_html.fromstring(
+        (config.output.dir / "issues" / "2026-W47.html").read_text(encoding="utf-8")
+    )
+    assert "the issue of 2026-W47" in archive.text_content()
 
 
 def test_sending_again_sends_nothing_and_the_next_issue_holds_only_new_entries(
