@@ -172,7 +172,7 @@ def _item(entry: Any, location: str, feed_url: str) -> RawItem:
         guid=_str(entry.get("id")),
         title=title,
         link=_str(entry.get("link")),
-        canonical_link=_str(entry.get("feedburner_origlink")),
+        canonical_link=_canonical_link(entry, feed_url),
         published=_time(entry.get("published_parsed")) or _time(entry.get("created_parsed")),
         updated=_time(entry.get("updated_parsed")),
         author=_str(entry.get("author")),
@@ -183,6 +183,16 @@ def _item(entry: Any, location: str, feed_url: str) -> RawItem:
         tags=tuple(t["term"] for t in entry.get("tags", []) if _str(t.get("term"))),
         base_url=base,
     )
+
+
+def _canonical_link(entry: Any, feed_url: str) -> str | None:
+    """The entry's own word for its canonical URL: <link rel="canonical"> (Atom,
+    or atom:link in RSS), else FeedBurner's origLink."""
+    for link in entry.get("links") or []:
+        href = _str(link.get("href"))
+        if href and str(link.get("rel", "")).lower() == "canonical":
+            return urljoin(feed_url, href)
+    return _str(entry.get("feedburner_origlink"))
 
 
 def _enclosure_links(enclosures: list[Any], base: str) -> str:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import pytest
+
 from aggregator.text import (
     excerpt,
     first_heading,
@@ -39,6 +41,47 @@ def test_sanitize_removes_scripts_and_handlers_and_absolutizes_links() -> None:
     assert "iframe" not in clean
     assert 'href="https://blog.example.org/posts/other/"' in clean
     assert 'src="https://blog.example.org/posts/a/img.png"' in clean
+
+
+PNG = (
+    "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk"
+    "+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+)
+
+
+@pytest.mark.parametrize(
+    "src",
+    [
+        PNG,
+        "data:image/jpeg;base64,/9j/4AAQSkZJRg==",
+        "data:image/gif;base64,R0lGODlhAQABAAAAACw=",
+        "data:image/webp;base64,UklGRhoAAABXRUJQ",
+        "DATA:Image/PNG;base64,iVBORw0KGgo=",
+    ],
+)
+def test_raster_data_images_survive_in_img_src(src: str) -> None:
+    clean = sanitize_html(f'<p><img src="{src}" alt="dot"></p>', "https://blog.example.org/a/")
+    assert f'<img src="{src}" alt="dot">' in clean
+
+
+@pytest.mark.parametrize(
+    "dirty",
+    [
+        '<img src="data:image/svg+xml;base64,PHN2ZyBvbmxvYWQ9ImFsZXJ0KDEpIi8+">',
+        '<img src="data:image/svg+xml,<svg onload=alert(1)>">',
+        '<img src="data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==">',
+        '<img src="data:image/pngx;base64,AAAA">',
+        '<img src=" &#10;data:image/svg+xml,<svg/onload=alert(1)>">',
+        f'<a href="{PNG}">a link to a picture opens it as a page</a>',
+        '<a href="data:text/html,<script>alert(1)</script>">x</a>',
+        '<a href="da&#9;ta:text/html,<script>alert(1)</script>">x</a>',
+        '<a href="&#100;ata:text/html,x">x</a>',
+    ],
+)
+def test_every_other_data_url_is_dropped(dirty: str) -> None:
+    clean = sanitize_html(dirty, "https://blog.example.org/a/")
+    assert "data:" not in clean.lower() and "svg" not in clean and "script" not in clean
+    assert "<img" in clean or "<a" in clean  # the element stays, without its URL
 
 
 def test_html_to_text_joins_blocks_and_replaces_code_and_images() -> None:
