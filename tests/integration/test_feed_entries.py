@@ -5,6 +5,7 @@ survive sanitizing while other data: URLs do not."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from lxml import etree
@@ -103,7 +104,7 @@ def test_an_entry_naming_a_post_canonical_is_folded_into_it(
     finally:
         store.close()
     index = (config.output.dir / "index.html").read_text(encoding="utf-8")
-    doc = lxml_html.fromstring(index)
+    doc: Any = lxml_html.fromstring(index)
     (entry,) = doc.xpath(f"//article[.//h2/a/@href='{POST}' or .//h3/a/@href='{POST}']")
     assert "亦见于：Mirror" in entry.text_content()
 
