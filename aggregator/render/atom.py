@@ -34,6 +34,7 @@ from aggregator import PROJECT_URL, __version__
 from aggregator.config import SiteConfig
 from aggregator.digest import FeedHistory, Tag
 from aggregator.model import DigestEntry, FeedMeta, SourceKind, StoredEntry
+from aggregator.render.words import words
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
 #: RFC 5005's namespace for fh:archive
@@ -165,7 +166,7 @@ def _add_entry(
     fe.author({"name": e.author or source.name})
     for tag in e.tags:
         fe.category(term=tag, label=tag)
-    fe.summary(_summary(d))
+    fe.summary(_summary(d, words(site.language)["also_in"]))
     # feedgen needs content or an alternate link it can see; ours come from
     # the extension, so the content is always given (the excerpt at least).
     fe.content(e.content_html or _paragraph(d.excerpt or e.title), type="html")
@@ -180,11 +181,12 @@ def _add_entry(
         ext.source = _source(source.key, source.name, meta, e.updated)
 
 
-def _summary(d: DigestEntry) -> str:
-    """The excerpt, and the other sources carrying the same article."""
+def _summary(d: DigestEntry, also_in: str) -> str:
+    """The excerpt, and the other sources carrying the same article ("Also in: ",
+    in [site] language, as the pages say it)."""
     text = d.excerpt or d.stored.entry.title
     if d.also_in:
-        text += f" (Also in: {', '.join(d.also_in)})"
+        text += f" ({also_in}{', '.join(d.also_in)})"
     return text
 
 

@@ -23,11 +23,11 @@ def test_syndicated_copy_shows_once_with_also_in(example: Path, fixed_now: datet
     assert run(example, "run").exit_code == 0
     public = example.parent / "public"
     assert all_titles(public).count(TITLE) == 1
-    # The pages speak [site] language (zh-CN in the example); the email is in English.
+    # The pages and the email speak [site] language (zh-CN in the example).
     labels = {
         "index.html": "亦见于：Friend's Notebook",
-        "email.html": "Also in: Friend's Notebook",
-        "email.txt": "Also in: Friend's Notebook",
+        "email.html": "亦见于：Friend's Notebook",
+        "email.txt": "亦见于：Friend's Notebook",
     }
     for name, label in labels.items():
         text = html.unescape((public / name).read_text(encoding="utf-8"))

@@ -219,7 +219,8 @@ def test_external_entries_carry_source_and_via_and_posts_link_their_permalink(
 
 def test_also_in_sources_are_shown(public: Path) -> None:
     (mirrored,) = [e for t, e in entries_by_title(public).items() if "benchmark" in t.lower()]
-    assert "Also in: Friend's Notebook" in (mirrored.findtext(f"{A}summary") or "")
+    # in [site] language (zh-CN in the example), as the pages say it
+    assert "(亦见于：Friend's Notebook)" in (mirrored.findtext(f"{A}summary") or "")
     index = (public / "index.html").read_text(encoding="utf-8")
     pages = index + (public / "page" / "2" / "index.html").read_text(encoding="utf-8")
     assert "亦见于：Friend&#39;s Notebook" in pages
