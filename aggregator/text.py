@@ -160,10 +160,11 @@ _DATA_IMAGE = re.compile(r"data:image/(png|jpeg|gif|webp)[;,]")
 #: what a browser ignores in a URL (WHATWG URL: tab and newline anywhere,
 #: C0 controls and space at either end), so "da\tta:" is data: too
 _URL_NOISE = re.compile(r"[\t\n\r]")
+_C0_AND_SPACE = "".join(map(chr, range(33)))
 
 
 def _data_images_only(tag: str, attr: str, value: str) -> str | None:
-    url = _URL_NOISE.sub("", value).strip("".join(map(chr, range(33)))).lower()
+    url = _URL_NOISE.sub("", value).strip(_C0_AND_SPACE).lower()
     if not url.startswith("data:"):
         return value
     return value if tag == "img" and attr == "src" and _DATA_IMAGE.match(url) else None
