@@ -16,15 +16,24 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import feedparser
+
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def atom_feed(titles: list[str], base: str = "https://friend.example/") -> str:
-    """A small valid Atom feed, one entry per title, newest first."""
+def atom_feed(
+    titles: list[str], base: str = "https://friend.example/", updated: str | None = None
+) -> str:
+    """A small valid Atom feed, one entry per title, newest first; `updated`
+    (RFC 3339) dates every entry, default fixed days in November 2026."""
+
+    def date(i: int) -> str:
+        return updated or f"2026-11-{10 + i % 10:02d}T08:00:00Z"
+
     entries = "".join(
         f"""<entry><id>{base}posts/{i}</id><title>{t}</title>
-<link href="{base}posts/{i}/"/><updated>2026-11-{10 + i % 10:02d}T08:00:00Z</updated>
+<link href="{base}posts/{i}/"/><updated>{date(i)}</updated>
 <content type="html">&lt;p&gt;{t}: some words about it, enough for an excerpt.&lt;/p&gt;</content>
 </entry>"""
         for i, t in enumerate(titles)
@@ -76,16 +85,21 @@ def wait_for(what: str, check: Callable[[], T | None], timeout: float = 20.0) ->
 class DaemonProcess:
     """`aggregator daemon` in a subprocess, its log in a file."""
 
-    def __init__(self, config: Path, port: int, log_format: str = "json") -> None:
+    def __init__(
+        self, config: Path, port: int, log_format: str = "json", clock_file: Path | None = None
+    ) -> None:
+        """`clock_file`: run with the aggregator's clock ahead by the seconds in
+        that file (tests/shifted_clock.py), so a test can let a week pass."""
         self.config = config
         self.port = port
         self.log_path = config.parent / f"daemon-{time.monotonic_ns()}.log"
         self._log = self.log_path.open("wb")
+        program = ["tests.shifted_clock", str(clock_file)] if clock_file else ["aggregator"]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "aggregator", "--config", str(config), "-v",
+            [sys.executable, "-m", *program, "--config", str(config), "-v",
              "--log-format", log_format, "daemon"],
             stdout=self._log, stderr=subprocess.STDOUT, cwd=config.parent,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)},
         )  # fmt: skip
 
     def url(self, path: str) -> str:
@@ -160,3 +174,14 @@ def integrity(db: Path) -> str:
         return str(con.execute("pragma integrity_check").fetchone()[0])
     finally:
         con.close()
+
+
+def complete_outputs(public: Path) -> None:
+    """Every output parses and ends properly: nothing half-written."""
+    atoms = list(public.rglob("*.atom"))
+    assert atoms
+    for path in atoms:
+        parsed = feedparser.parse(path.read_bytes())
+        assert not parsed.bozo, f"{path}: {parsed.get('bozo_exception')}"
+    for path in public.rglob("*.html"):
+        assert path.read_text(encoding="utf-8").rstrip().endswith("</html>"), path
