@@ -300,7 +300,14 @@ def _print_status(r: dict[str, Any]) -> None:
         elif ok and ok["detail"]:
             line += f" ({ok['detail']})"
         click.echo(line)
-    click.echo(f"Last issue: {_when(r['issues']['last'])}; next: {_when(r['issues']['next'])}")
+    i = r["issues"]
+    last = "none yet"
+    if i["last_key"]:
+        counts = i["deliveries"]
+        others = [f"{n} {k}" for k, n in counts.items() if k != "sent"]
+        sent = ", ".join([f"{counts.get('sent', 0)} sent", *others])
+        last = f"{i['last_key']} (composed {_when(i['last'])}; {sent})"
+    click.echo(f"Last issue: {last}; next: {_when(i['next'])}")
     subs = ", ".join(f"{n} {k}" for k, n in r["subscribers"].items())
     click.echo(f"Subscribers: {subs}")
     if r["schedule"]:

@@ -191,6 +191,9 @@ class DaemonConfig:
     shutdown_timeout: float = 30.0
     #: the lock file that keeps two runs (cron or daemon) from overlapping
     lock_file: Path = Path("data/aggregator.lock")
+    #: seconds between sends instead of [email] schedule (trying a setup out, tests);
+    #: 0: off. Each run resumes the current week's issue, so nobody gets it twice.
+    send_interval: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -583,3 +586,8 @@ def _check_daemon(config: Config) -> None:
     ):
         if v <= 0:
             raise ConfigError(f"{path}: 'daemon.{key}' must be greater than 0, not {v}")
+    if d.send_interval < 0:
+        raise ConfigError(
+            f"{path}: 'daemon.send_interval' must be 0 (use email.schedule) or more, "
+            f"not {d.send_interval}"
+        )

@@ -7,7 +7,9 @@ Theory of operation:
   due and rescans the content directory, then the outputs are rebuilt if
   anything changed, if an earlier run was cut short, or if the last build is
   older than `daemon.rebuild_interval`), *send* (the weekly email, on
-  `[email] schedule` in [site] timezone) and *housekeeping*.
+  `[email] schedule` in [site] timezone, or every `daemon.send_interval`
+  seconds when that is set: the same job on a faster trigger) and
+  *housekeeping*.
 - Jobs live in a SQLAlchemyJobStore in the same database, so a restart
   neither forgets nor re-fires them: a job whose trigger is unchanged keeps
   its stored next run time, and one that came due while the daemon was down
@@ -198,7 +200,14 @@ class Daemon:
                 f"interval:{d.housekeeping_interval}",
             ),
         }
-        if self.send_action is not None:
+        if self.send_action is not None and d.send_interval > 0:
+            # [daemon] send_interval overrides the calendar (trying a setup out,
+            # tests); like the other interval jobs it first runs at start-up.
+            out[jobs.SEND] = (
+                IntervalTrigger(seconds=d.send_interval),
+                f"interval:{d.send_interval}",
+            )
+        elif self.send_action is not None:
             out[jobs.SEND] = (
                 weekly_trigger(config.email.schedule, config.site.tz),
                 f"cron:{config.email.schedule}@{config.site.timezone}",
@@ -249,6 +258,8 @@ class Daemon:
         """
         assert self._scheduler is not None
         config, now = self.config, clock.now()
+        if config.daemon.send_interval > 0:
+            return  # an interval send runs at every start anyway
         grace = config.daemon.misfire_grace_time
         due = weekly_trigger(config.email.schedule, config.site.tz).get_next_fire_time(
             None, now - timedelta(seconds=grace)

@@ -136,7 +136,6 @@ def housekeeping(config: Config, store: Store) -> None:
     with recorded(store, HOUSEKEEPING) as note:
         now = clock.now()
         pruned = store.prune_runs(now - timedelta(days=d.keep_runs_days))
-        # WIRE(issue-4): prune old fetch-log rows here too, e.g. store.prune_fetch_log(cutoff).
         temp = remove_stale_temp_files(config.output.dir, now, timedelta(hours=1))
         (last_vacuum,) = store.job_statuses([VACUUM])
         due = last_vacuum.last_ok is None or last_vacuum.last_ok.started < now - timedelta(
@@ -200,11 +199,14 @@ def status_report(config: Config, store: Store, now: datetime) -> dict[str, Any]
         counts[state] = counts.get(state, 0) + 1
     total, new = store.entry_stats(now - timedelta(days=7))
     runs = {j.job: j for j in store.job_statuses(JOBS)}
-    last_send = runs[SEND].last_ok
-    try:
-        next_issue = _iso(next_fire(config.email.schedule, config.site.tz, now))
-    except AggregatorError as e:
-        next_issue = f"invalid schedule: {e}"
+    scheduled = store.scheduled_jobs()
+    if config.daemon.send_interval > 0:
+        next_issue = next((_iso(j.next_run) for j in scheduled if j.id == SEND), None)
+    else:
+        try:
+            next_issue = _iso(next_fire(config.email.schedule, config.site.tz, now))
+        except AggregatorError as e:
+            next_issue = f"invalid schedule: {e}"
     return {
         "now": _iso(now),
         "sources": sources,
@@ -214,16 +216,22 @@ def status_report(config: Config, store: Store, now: datetime) -> dict[str, Any]
             name: {"last": _run_dict(j.last), "last_ok": _run_dict(j.last_ok)}
             for name, j in runs.items()
         },
-        "issues": {
-            "last": _iso(last_send.started) if last_send else None,
-            "next": next_issue,
-        },
+        "issues": {**_last_issue(store), "next": next_issue},
         "subscribers": {
             "configured": len(config.subscribers),
             **Counter(str(s.status) for s in store.subscribers()),
         },
-        "schedule": [{"job": j.id, "next_run": _iso(j.next_run)} for j in store.scheduled_jobs()],
+        "schedule": [{"job": j.id, "next_run": _iso(j.next_run)} for j in scheduled],
     }
+
+
+def _last_issue(store: Store) -> dict[str, Any]:
+    """The latest stored issue: its key, when it was composed, deliveries by status."""
+    issue = store.latest_issue()
+    if issue is None:
+        return {"last": None, "last_key": None, "deliveries": {}}
+    counts = Counter(str(d.status) for d in store.deliveries(issue.key).values())
+    return {"last": _iso(issue.created), "last_key": issue.key, "deliveries": dict(counts)}
 
 
 def health_report(config: Config, store: Store, now: datetime) -> dict[str, Any]:

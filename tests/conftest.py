@@ -1,4 +1,4 @@
-"""Shared fixtures: a temporary copy of the bundled example, a fixed clock."""
+"""Shared fixtures: a temporary copy of the bundled example, a fixed clock, an SMTP server."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from aggregator import clock
+from tests.smtp_server import SmtpServer, serve
 
 ROOT = Path(__file__).resolve().parent.parent
 #: the example's posts are dated up to late November 2026
@@ -31,3 +32,9 @@ def example(tmp_path: Path) -> Path:
         shutil.copytree(ROOT / name, tmp_path / name)
     shutil.copy(ROOT / "config.toml", tmp_path / "config.toml")
     return tmp_path / "config.toml"
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    """A real SMTP server (aiosmtpd) on 127.0.0.1 that keeps every message it accepts."""
+    yield from serve()

@@ -16,15 +16,24 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import feedparser
+
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def atom_feed(titles: list[str], base: str = "https://friend.example/") -> str:
-    """A small valid Atom feed, one entry per title, newest first."""
+def atom_feed(
+    titles: list[str], base: str = "https://friend.example/", updated: str | None = None
+) -> str:
+    """A small valid Atom feed, one entry per title, newest first; `updated`
+    (RFC 3339) dates every entry, default fixed days in November 2026."""
+
+    def date(i: int) -> str:
+        return updated or f"2026-11-{10 + i % 10:02d}T08:00:00Z"
+
     entries = "".join(
         f"""<entry><id>{base}posts/{i}</id><title>{t}</title>
-<link href="{base}posts/{i}/"/><updated>2026-11-{10 + i % 10:02d}T08:00:00Z</updated>
+<link href="{base}posts/{i}/"/><updated>{date(i)}</updated>
 <content type="html">&lt;p&gt;{t}: some words about it, enough for an excerpt.&lt;/p&gt;</content>
 </entry>"""
         for i, t in enumerate(titles)
@@ -40,7 +49,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def write_config(root: Path, feeds: list[str], port: int, extra: str = "", **daemon: Any) -> Path:
+def write_config(
+    root: Path,
+    feeds: list[str],
+    port: int,
+    extra: str = "",
+    min_interval_minutes: float = 0.005,
+    **daemon: Any,
+) -> Path:
     """A config under `root` with an (empty or given) content dir and these feeds."""
     (root / "content").mkdir(exist_ok=True)
     settings = {"port": port, "ingest_interval": 0.5, "shutdown_timeout": 5, **daemon}
@@ -50,9 +66,10 @@ def write_config(root: Path, feeds: list[str], port: int, extra: str = "", **dae
         "[digest]",
         "page_size = 5",
         *(f'[[feeds]]\nurl = "{u}"\nname = "Feed {i}"' for i, u in enumerate(feeds)),
-        # Feeds fall due again within a second: the test's schedule is seconds.
+        # Feeds fall due again at once (a feed due within sources/schedule.py's
+        # GRACE of 2 minutes is fetched now): every ingest fetches every feed.
         "[fetch]",
-        "min_interval_minutes = 0.005",
+        f"min_interval_minutes = {min_interval_minutes}",
         "[daemon]",
         *(f"{k} = {json.dumps(v)}" for k, v in settings.items()),
         extra,
@@ -76,16 +93,21 @@ def wait_for(what: str, check: Callable[[], T | None], timeout: float = 20.0) ->
 class DaemonProcess:
     """`aggregator daemon` in a subprocess, its log in a file."""
 
-    def __init__(self, config: Path, port: int, log_format: str = "json") -> None:
+    def __init__(
+        self, config: Path, port: int, log_format: str = "json", clock_file: Path | None = None
+    ) -> None:
+        """`clock_file`: run with the aggregator's clock ahead by the seconds in
+        that file (tests/shifted_clock.py), so a test can let a week pass."""
         self.config = config
         self.port = port
         self.log_path = config.parent / f"daemon-{time.monotonic_ns()}.log"
         self._log = self.log_path.open("wb")
+        program = ["tests.shifted_clock", str(clock_file)] if clock_file else ["aggregator"]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "aggregator", "--config", str(config), "-v",
+            [sys.executable, "-m", *program, "--config", str(config), "-v",
              "--log-format", log_format, "daemon"],
             stdout=self._log, stderr=subprocess.STDOUT, cwd=config.parent,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)},
         )  # fmt: skip
 
     def url(self, path: str) -> str:
@@ -160,3 +182,14 @@ def integrity(db: Path) -> str:
         return str(con.execute("pragma integrity_check").fetchone()[0])
     finally:
         con.close()
+
+
+def complete_outputs(public: Path) -> None:
+    """Every output parses and ends properly: nothing half-written."""
+    atoms = list(public.rglob("*.atom"))
+    assert atoms
+    for path in atoms:
+        parsed = feedparser.parse(path.read_bytes())
+        assert not parsed.bozo, f"{path}: {parsed.get('bozo_exception')}"
+    for path in public.rglob("*.html"):
+        assert path.read_text(encoding="utf-8").rstrip().endswith("</html>"), path

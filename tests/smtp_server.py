@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 from collections.abc import Iterator
@@ -35,6 +36,9 @@ class Handler:
     #: RCPT TO address -> replies to give at end of DATA, one per attempt
     refuse_data: dict[str, list[str]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: seconds to wait before answering the end of DATA (a slow server; the
+    #: sender sits in its "sending" state meanwhile)
+    delay: float = 0.0
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, options: Any
@@ -47,6 +51,8 @@ class Handler:
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.delay:
+            await asyncio.sleep(self.delay)
         with self.lock:
             for rcpt in envelope.rcpt_tos:
                 replies = self.refuse_data.get(rcpt)

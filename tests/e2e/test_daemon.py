@@ -16,6 +16,7 @@ from werkzeug import Request, Response
 from tests.daemon_helpers import (
     DaemonProcess,
     atom_feed,
+    complete_outputs,
     free_port,
     integrity,
     open_runs,
@@ -124,17 +125,6 @@ def test_sigterm_during_a_slow_ingest_exits_0_within_the_timeout(
             d.kill()
     assert "abandoning it" in d.log()
     assert integrity(tmp_path / "data" / "aggregator.db") == "ok"
-
-
-def complete_outputs(public: Path) -> None:
-    """Every output parses and ends properly: nothing half-written."""
-    atoms = list(public.rglob("*.atom"))
-    assert atoms
-    for path in atoms:
-        parsed = feedparser.parse(path.read_bytes())
-        assert not parsed.bozo, f"{path}: {parsed.get('bozo_exception')}"
-    for path in public.rglob("*.html"):
-        assert path.read_text(encoding="utf-8").rstrip().endswith("</html>"), path
 
 
 @pytest.mark.parametrize("phase", ["ingest", "build"])

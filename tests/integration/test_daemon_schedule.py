@@ -152,3 +152,28 @@ def test_a_send_lost_to_a_race_is_caught_up_from_the_run_records(tmp_path: Path)
     finally:
         assert d.shutdown()
     assert len(outbox.sent) == 1
+
+
+def test_send_interval_overrides_the_weekly_schedule_until_set_back_to_0(tmp_path: Path) -> None:
+    path = write_config(tmp_path, [], free_port(), ingest_interval=3600, send_interval=3600)
+    outbox = Outbox()
+    d = start(path, outbox)
+    try:
+        # an interval send runs at start-up, then every send_interval seconds
+        wait_for("the send at start-up", lambda: outbox.sent, timeout=10)
+        wait_for(
+            "the send's next run an interval later",
+            lambda: (
+                (n := {j.id: j.next_run for j in d.store.scheduled_jobs()}["send"])
+                and n > clock.now() + timedelta(minutes=59)
+            ),
+        )
+        path.write_text(path.read_text().replace("send_interval = 3600", ""), encoding="utf-8")
+        assert d.reload()
+        weekly = {j.id: j.next_run for j in d.store.scheduled_jobs()}["send"]
+        assert weekly is not None
+        local = weekly.astimezone(d.config.site.tz)  # back on "mon 08:00"
+        assert (local.weekday(), local.hour, local.minute) == (0, 8, 0)
+    finally:
+        assert d.shutdown()
+    assert len(outbox.sent) == 1

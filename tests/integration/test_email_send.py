@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import parseaddr
@@ -19,13 +18,7 @@ from aggregator.model import DeliveryStatus, SubscriberStatus
 from aggregator.store import Store
 from tests.conftest import NOW
 from tests.email_setup import configure, set_site_language, set_site_title
-from tests.smtp_server import SmtpServer, free_port, serve
-
-
-@pytest.fixture
-def smtp_server() -> Iterator[SmtpServer]:
-    yield from serve()
-
+from tests.smtp_server import SmtpServer, free_port
 
 READERS = [("ada@example.com", "Ada Lovelace"), ("lin@example.org", "林"), ("bo@example.net", "")]
 

@@ -48,6 +48,7 @@ def test_empty_file_gives_defaults(tmp_path: Path) -> None:
         ("[[subscribers]]\nname = 'x'\n", "missing required key 'subscribers[0].email'"),
         ("[site]\ntimezone = 'Mars/Olympus'\n", "'site.timezone' is not a known time zone"),
         ("[site\n", "invalid TOML"),
+        ("[daemon]\nsend_interval = -1\n", "'daemon.send_interval' must be 0"),
     ],
 )
 def test_config_errors_name_the_key(tmp_path: Path, text: str, message: str) -> None:
