@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
@@ -15,9 +13,8 @@ from tests.factories import T0, entry, source
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    url = os.environ.get("AGGREGATOR_TEST_DATABASE_URL") or f"sqlite:///{tmp_path / 'db' / 'a.db'}"
-    s = Store.open(url)
+def store(database_url: str) -> Iterator[Store]:
+    s = Store.open(database_url)
     yield s
     s.close()
 
