@@ -11,11 +11,13 @@ tests never see each other's rows and can open one database from two processes.
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 ENV = "AGGREGATOR_TEST_DATABASE_URL"
 
@@ -49,7 +51,14 @@ class Databases:
     def drop_all(self) -> None:
         """Drop the databases this test made (closing any connection left open)."""
         while self._made:
-            self._admin(f'DROP DATABASE IF EXISTS "{self._made.pop()}" WITH (FORCE)')
+            name = self._made.pop()
+            try:
+                self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            except DBAPIError:
+                # FORCE refuses to end an autovacuum worker it has no role for;
+                # a plain DROP ends autovacuum itself (and waits up to 5 s).
+                time.sleep(0.5)
+                self._admin(f'DROP DATABASE IF EXISTS "{name}"')
 
     def _admin(self, sql: str) -> None:
         assert self.server is not None

@@ -150,12 +150,26 @@ def _locked(engine: Engine) -> Iterator[Connection]:
     advisory lock, released by the COMMIT.
     """
     with engine.connect() as conn:
-        if conn.dialect.name == "sqlite":
+        if conn.dialect.name != "sqlite":
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+            yield conn
+            conn.commit()
+            return
+        # A batch migration on SQLite copies a table and drops the old one; with
+        # foreign keys enforced the drop fails while rows refer to it, and the
+        # pragma cannot change inside a transaction. So: off while migrating,
+        # every reference checked before the commit, on again afterwards.
+        conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        try:
             # pysqlite emits no BEGIN of its own before DDL: issue ours.
             conn.exec_driver_sql("BEGIN IMMEDIATE")
-        elif conn.dialect.name == "postgresql":
-            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
-        else:
-            conn.begin()
-        yield conn
-        conn.commit()
+            yield conn
+            broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise StoreError(f"a schema migration broke foreign keys: {broken[:5]}")
+            conn.commit()
+        finally:
+            conn.rollback()
+            conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+            conn.commit()

@@ -78,9 +78,9 @@ def test_the_schema_check_notices_a_column_no_revision_adds(database_url: str) -
     changed = MetaData()
     for table in metadata.sorted_tables:
         table.to_metadata(changed)
-    changed.tables["entries"].append_column(Column("stars", Integer))
+    changed.tables["entries"].append_column(Column("guard_probe", Integer))
     diff = schema_diff(database_url, changed)
-    assert [(d[0], d[3].name) for d in diff] == [("add_column", "stars")]
+    assert [(d[0], d[3].name) for d in diff] == [("add_column", "guard_probe")]
 
 
 def test_the_scheduler_table_is_left_to_apscheduler(database_url: str) -> None:
@@ -195,3 +195,14 @@ def test_two_processes_opening_a_fresh_database_at_once_both_succeed(
             keys = set(conn.execute(select(sources.c.key)).scalars())
         engine.dispose()
         assert keys == {"feed0", "feed1"}
+
+
+def test_references_are_enforced_after_a_migration(database_url: str) -> None:
+    """Migrating turns SQLite's foreign keys off for a while: they come back on."""
+    store = Store.open(database_url)
+    try:
+        with pytest.raises(StoreError):
+            store.upsert_entries(404, [entry(guid="orphan")], T0)  # no source 404
+        assert store.entry_count() == 0
+    finally:
+        store.close()
