@@ -8,6 +8,8 @@ default, WAL mode) and PostgreSQL: no SQLite-only SQL outside a dialect check.
 from __future__ import annotations
 
 import json
+import sqlite3
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -16,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from alembic.util import CommandError as AlembicError
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -47,8 +50,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
+from aggregator import migrations
 from aggregator.errors import StoreError
 from aggregator.model import (
     ContentFileState,
@@ -302,8 +306,11 @@ class Store:
             engine = create_engine(url)
             if engine.dialect.name == "sqlite":
                 event.listen(engine, "connect", _sqlite_pragmas)
-            _create_schema(engine)
-        except (SQLAlchemyError, OSError) as e:
+            elif engine.dialect.name == "postgresql":
+                event.listen(engine, "before_cursor_execute", _drop_nul, retval=True)
+            # Creates a fresh database, upgrades an older one (StoreError if it cannot).
+            migrations.upgrade(engine, _safe(url))
+        except (SQLAlchemyError, OSError, AlembicError) as e:
             raise StoreError(f"cannot open database {_safe(url)}: {e}") from None
         return cls(engine)
 
@@ -1039,9 +1046,15 @@ class Store:
         """
         values = {f: getattr(issue, f) for f in _ISSUE_FIELDS}
         with self._tx() as conn:
-            result = conn.execute(_insert(conn, issues).values(**values).on_conflict_do_nothing())
+            # RETURNING, not rowcount: psycopg reports -1 for an INSERT's rowcount.
+            added = conn.execute(
+                _insert(conn, issues)
+                .values(**values)
+                .on_conflict_do_nothing()
+                .returning(issues.c.key)
+            ).first()
             row = conn.execute(select(issues).where(issues.c.key == issue.key)).one()
-        return _issue(row), result.rowcount == 1
+        return _issue(row), added is not None
 
     def issue(self, key: str) -> Issue | None:
         with self._tx() as conn:
@@ -1074,7 +1087,7 @@ class Store:
         senders: exactly one INSERT succeeds.
         """
         with self._tx() as conn:
-            result = conn.execute(
+            added = conn.execute(
                 _insert(conn, deliveries)
                 .values(
                     issue=issue, subscriber_id=subscriber_id,
@@ -1082,8 +1095,10 @@ class Store:
                     claimed_at=now, updated=now,
                 )
                 .on_conflict_do_nothing()
-            )  # fmt: skip
-        return bool(result.rowcount == 1)
+                .returning(deliveries.c.issue)
+            ).first()  # fmt: skip
+        # RETURNING, not rowcount: psycopg reports -1 for an INSERT's rowcount.
+        return added is not None
 
     def take_over_delivery(
         self,
@@ -1413,28 +1428,58 @@ def _stored(r: Any) -> StoredEntry:
     )  # fmt: skip
 
 
-def _create_schema(engine: Engine) -> None:
-    """Create missing tables. Two processes starting at once (cron and the
-    daemon, two `send`s) may both see a table missing and both create it: the
-    loser's "already exists" is harmless, so it simply checks again."""
-    for attempt in range(5):
-        try:
-            metadata.create_all(engine)
-            return
-        except OperationalError as e:
-            if "already exists" not in str(e) or attempt == 4:
-                raise
+#: 0.05 s apart: about 10 s, as long as busy_timeout
+_WAL_TRIES = 200
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
+    # First: switching a fresh file to WAL needs a lock a second process may hold.
+    cur.execute("PRAGMA busy_timeout=10000")
+    # Switching a fresh file to WAL answers "database is locked" at once, without
+    # waiting out busy_timeout, while another process is creating the schema:
+    # so wait here, a bounded while (the daemon and a cron run starting together).
+    for attempt in range(_WAL_TRIES):
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or attempt == _WAL_TRIES - 1:
+                raise
+            time.sleep(0.05)
     # WAL + NORMAL: still crash-safe, but a commit no longer waits for fsync
     # (ingesting 500 feeds commits at least once per feed).
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=10000")
     cur.close()
+
+
+def _drop_nul(
+    _conn: Connection,
+    _cursor: Any,
+    statement: str,
+    parameters: Any,
+    _context: Any,
+    executemany: bool,
+) -> tuple[str, Any]:
+    """PostgreSQL's text cannot hold NUL (SQLite's can): drop it from every
+    string parameter rather than fail the write. A NUL in a feed's title or
+    a subscriber's name means nothing a reader could see."""
+    if executemany:
+        return statement, [_no_nul(p) for p in parameters]
+    return statement, _no_nul(parameters)
+
+
+def _no_nul(params: Any) -> Any:
+    if isinstance(params, dict):
+        return {k: _strip_nul(v) for k, v in params.items()}
+    if isinstance(params, list | tuple):
+        return type(params)(_strip_nul(v) for v in params)
+    return params
+
+
+def _strip_nul(value: Any) -> Any:
+    return value.replace("\x00", "") if isinstance(value, str) and "\x00" in value else value
 
 
 def _safe(url: str) -> str:

@@ -10,6 +10,7 @@ from click.testing import CliRunner, Result
 from lxml import etree
 from pytest_httpserver import HTTPServer
 
+from aggregator import config as config_mod
 from aggregator.cli import cli
 from aggregator.store import Store
 from tests.integration.feedkit import atom
@@ -71,7 +72,7 @@ def test_add_discovers_the_feed_edits_config_in_place_and_remove_hides_entries(
     run(example, "run")
     index = (example.parent / "public" / "index.html").read_text(encoding="utf-8")
     assert "lab entry 0" not in index
-    store = Store.open(f"sqlite:///{example.parent / 'data' / 'aggregator.db'}")
+    store = Store.open(config_mod.load(example).database.url)
     try:
         assert store.entry_count() == 21 + 2  # the removed feed's entries are still stored
     finally:

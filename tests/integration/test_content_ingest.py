@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,21 +16,29 @@ from aggregator.digest import entry_excerpt
 from aggregator.model import Entry, RawItem, SourceResult, StoredEntry
 from aggregator.sources import content_scan
 from aggregator.store import Store
+from tests.databases import Databases
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
 
+#: the database of each test's root (a test's own, see tests/databases.py)
+_DATABASES: dict[Path, str] = {}
+
+
 @pytest.fixture
-def root(tmp_path: Path) -> Path:
+def root(tmp_path: Path, databases: Databases) -> Iterator[Path]:
     (tmp_path / "content").mkdir()
-    return tmp_path
+    if databases.server is not None:
+        _DATABASES[tmp_path] = databases.new()
+    yield tmp_path
+    _DATABASES.pop(tmp_path, None)
 
 
 def make_config(root: Path, **content_keys: object) -> Config:
     data = {
         "site": {"base_url": "https://blog.example.org/", "timezone": "Asia/Shanghai"},
         "content": {"dir": "content", **content_keys},
-        "database": {"url": "sqlite:///data/test.db"},
+        "database": {"url": _DATABASES.get(root, "sqlite:///data/test.db")},
         "output": {"dir": "public"},
     }
     return config_mod.parse(data, root / "config.toml")

@@ -3,10 +3,8 @@ the pure path on the labeled corpus; updates, gone entries and splits."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
@@ -14,20 +12,16 @@ from aggregator import pipeline
 from aggregator.dedupe import DedupeSettings
 from aggregator.model import DupeLink, SourceKind
 from aggregator.store import Store
+from tests.databases import Databases
 from tests.dedupe_corpus import NOW, Case, cluster_case, entries_of, judge_case, load_cases
 from tests.factories import T0, entry, source
 
 SETTINGS = DedupeSettings()
 
 
-def open_store(tmp_path: Path, name: str) -> Store:
-    url = os.environ.get("AGGREGATOR_TEST_DATABASE_URL") or f"sqlite:///{tmp_path / name}.db"
-    return Store.open(url)
-
-
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = open_store(tmp_path, "a")
+def store(database_url: str) -> Iterator[Store]:
+    s = Store.open(database_url)
     yield s
     s.close()
 
@@ -62,15 +56,13 @@ def links_by_index(store: Store, ids: dict[int, int]) -> list[DupeLink]:
 
 
 @pytest.mark.slow
-def test_corpus_through_the_store_incremental_and_full(tmp_path: Path) -> None:
-    if os.environ.get("AGGREGATOR_TEST_DATABASE_URL"):
-        pytest.skip("one database per case needs SQLite files")
+def test_corpus_through_the_store_incremental_and_full(databases: Databases) -> None:
     for n, case in enumerate(load_cases()):
         if case.tracking_params:
             continue  # tracking params come from config; the pure test covers them
         expected = cluster_case(case)
         for one_at_a_time in (False, True):
-            store = open_store(tmp_path, f"c{n}-{one_at_a_time}")
+            store = Store.open(databases.new(f"c{n}-{one_at_a_time}"))
             try:
                 ids = ingest_case(store, case, one_at_a_time)
                 got = links_by_index(store, ids)

@@ -14,7 +14,10 @@ OWNED = {
     "sqlalchemy": {
         "store",
         "daemon",
+        "migrations",
     },  # daemon: APScheduler's SQLAlchemyJobStore needs the engine URL only
+    # the schema's history: migrations/ holds the revisions, store.py runs them
+    "alembic": {"store", "migrations"},
     "jinja2": {"render"},
     "feedgen": {"render"},
     "premailer": {"render"},
@@ -76,7 +79,8 @@ def test_stages_do_not_import_the_shell(module: str, imported: list[str]) -> Non
 def test_sql_is_written_only_in_store() -> None:
     offenders = []
     for path in PACKAGE.rglob("*.py"):
-        if path.name == "store.py":
+        # migrations/: the schema's history may need SQL of its own (data moves)
+        if path.name == "store.py" or "migrations" in path.relative_to(PACKAGE).parts:
             continue
         text = path.read_text(encoding="utf-8").upper()
         if any(
