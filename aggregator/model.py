@@ -86,6 +86,21 @@ class Entry:
     content_hash: str
     #: hash of the normalized text, for dedupe of syndicated copies
     fingerprint: str
+    #: dedupe's MinHash index of the text, computed with it (in the parsing
+    #: worker) so dedupe need not re-read and re-hash it; None: not computed
+    lsh: LshIndex | None = None
+
+
+@dataclass(frozen=True)
+class LshIndex:
+    """An entry's near-duplicate index (fingerprint.text_identity)."""
+
+    #: fingerprint.SIGNATURE_VERSION when computed: another version is stale
+    version: int
+    #: the text's weight in words: its keys count only from near_min_words up
+    weight: float
+    #: the MinHash LSH band keys of the text, whatever its weight
+    keys: tuple[int, ...]
 
 
 @dataclass(frozen=True)

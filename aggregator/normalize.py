@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from aggregator.errors import NormalizeError
-from aggregator.fingerprint import text_fingerprint
+from aggregator.fingerprint import text_identity
 from aggregator.model import Entry, RawItem
 from aggregator.text import first_words, fold_space, html_to_text, sanitize_html
 from aggregator.urls import canonical_url
@@ -55,6 +55,7 @@ def normalize(
         raise NormalizeError(f"{item.location}: entry has no id, link or content")
     tags = tuple(dict.fromkeys(t for t in (fold_space(t) for t in item.tags) if t))
     summary = fold_space(item.summary) if item.summary else None
+    fingerprint, lsh = text_identity(text)
     return Entry(
         guid=guid,
         title=title,
@@ -70,7 +71,8 @@ def normalize(
         summary=summary,
         tags=tags,
         content_hash=_hash(str(HASH_VERSION), title, link, content_html, summary or "", *tags),
-        fingerprint=text_fingerprint(text),
+        fingerprint=fingerprint,
+        lsh=lsh,
     )
 
 

@@ -524,8 +524,7 @@ def dedupe_incremental(store: Store, settings: dedupe.DedupeSettings) -> int:
 def _dedupe_batch(store: Store, settings: dedupe.DedupeSettings, dirty: list[int]) -> int:
     # Earlier batches are indexed already, so a later entry still finds them.
     live = store.dedupe_candidates(dirty)
-    texts = store.entry_texts([c.id for c in live])
-    keys = {c.id: fingerprint.lsh_keys(texts[c.id], settings.near_min_words) for c in live}
+    keys, texts = _index_keys(store, [c.id for c in live], settings)
     store.replace_lsh_keys(dirty, keys)
     lsh = {k for ks in keys.values() for k in ks}
     scope = store.dedupe_neighbours(live, lsh, settings.max_group) | set(dirty)
@@ -533,6 +532,25 @@ def _dedupe_batch(store: Store, settings: dedupe.DedupeSettings, dirty: list[int
     linked = _recluster_scope(store, scope, settings, texts)
     store.clear_dedupe_dirty(dirty)
     return linked
+
+
+def _index_keys(
+    store: Store, ids: list[int], settings: dedupe.DedupeSettings
+) -> tuple[dict[int, list[int]], dict[int, str]]:
+    """The LSH keys of `ids`: from the index stored with each entry (computed
+    by normalize in the parsing workers), else from its text. Also returns
+    the texts it had to read."""
+    keys: dict[int, list[int]] = {}
+    missing = []
+    for i, index in store.entry_lsh(ids).items():
+        found = fingerprint.index_keys(index, settings.near_min_words)
+        if found is None:
+            missing.append(i)
+        else:
+            keys[i] = found
+    texts = store.entry_texts(missing)
+    keys.update((i, fingerprint.lsh_keys(t, settings.near_min_words)) for i, t in texts.items())
+    return keys, texts
 
 
 def dedupe_all(config: Config, store: Store) -> int:
@@ -549,11 +567,7 @@ def dedupe_full(store: Store, settings: dedupe.DedupeSettings) -> int:
     dirty = store.dedupe_dirty_ids()
     if dirty:
         live = store.dedupe_candidates(dirty)
-        texts = store.entry_texts([c.id for c in live])
-        store.replace_lsh_keys(
-            dirty,
-            {c.id: fingerprint.lsh_keys(texts[c.id], settings.near_min_words) for c in live},
-        )
+        store.replace_lsh_keys(dirty, _index_keys(store, [c.id for c in live], settings)[0])
     candidates = store.dedupe_candidates()
     buckets = store.lsh_buckets(None, settings.max_group)
     pairs = dedupe.propose(candidates, buckets, settings)

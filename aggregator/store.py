@@ -66,6 +66,7 @@ from aggregator.model import (
     FeedState,
     Issue,
     JobStatus,
+    LshIndex,
     Run,
     ScheduledJob,
     Source,
@@ -131,6 +132,9 @@ entries = Table(
     Column("tags", JSON, nullable=False),
     Column("content_hash", String(64), nullable=False),
     Column("fingerprint", String(64), nullable=False),
+    #: dedupe's MinHash index of the text (model.LshIndex as [version, weight,
+    #: keys]), computed where the entry was normalized; NULL: compute from text
+    Column("lsh", JSON),
     #: id of the canonical entry this one duplicates; rows are linked, never deleted
     Column("duplicate_of", Integer, ForeignKey("entries.id")),
     Column("dup_reason", Text),
@@ -635,6 +639,15 @@ class Store:
                 out.update((r.id, r.text) for r in conn.execute(q).all())
         return out
 
+    def entry_lsh(self, ids: Iterable[int]) -> dict[int, LshIndex | None]:
+        """The stored LSH index of each of `ids` (None where none was stored)."""
+        out: dict[int, LshIndex | None] = {}
+        with self._tx() as conn:
+            for chunk in _chunks(ids):
+                q = select(entries.c.id, entries.c.lsh).where(entries.c.id.in_(chunk))
+                out.update((r.id, _lsh(r.lsh)) for r in conn.execute(q).all())
+        return out
+
     def replace_lsh_keys(self, ids: Iterable[int], keys: Mapping[int, Sequence[int]]) -> None:
         """Drop the LSH keys of `ids`, then record `keys` (entry id -> band keys)."""
         with self._tx() as conn:
@@ -670,12 +683,24 @@ class Store:
                         .having(func.count() <= max_group)
                     )
                     found.update(conn.execute(select(entries.c.id).where(col.in_(small))).scalars())
+            # Same link within the source: one query per source and chunk of
+            # links (not one per entry), at most max_group + 1 ids per link.
+            links: dict[int, set[str]] = defaultdict(set)
             for c in candidates:
                 if c.link:
-                    q = select(entries.c.id).where(
-                        entries.c.source_id == c.source_id, entries.c.link == c.link, live
+                    links[c.source_id].add(c.link)
+            for source_id, source_links in links.items():
+                for chunk in _chunks(source_links):
+                    q = (
+                        select(entries.c.id, entries.c.link)
+                        .where(entries.c.source_id == source_id, entries.c.link.in_(chunk), live)
+                        .order_by(entries.c.id)
                     )
-                    found.update(conn.execute(q.limit(max_group + 1)).scalars())
+                    per_link: dict[str, int] = defaultdict(int)
+                    for entry_id, link in conn.execute(q):
+                        per_link[link] += 1
+                        if per_link[link] <= max_group + 1:
+                            found.add(entry_id)
             for chunk in _chunks(set(lsh)):
                 found.update(
                     i for ids in self._buckets(conn, chunk, max_group).values() for i in ids
@@ -1405,9 +1430,19 @@ def _entry_values(e: Entry) -> dict[str, Any]:
         "tags": list(e.tags),
         "content_hash": e.content_hash,
         "fingerprint": e.fingerprint,
+        "lsh": [e.lsh.version, e.lsh.weight, list(e.lsh.keys)] if e.lsh else None,
         "gone": False,
         "dedupe_dirty": True,
     }
+
+
+def _lsh(value: Any) -> LshIndex | None:
+    if isinstance(value, str):
+        value = json.loads(value)
+    if not isinstance(value, list) or len(value) != 3:
+        return None
+    version, weight, keys = value
+    return LshIndex(int(version), float(weight), tuple(int(k) for k in keys))
 
 
 def _stored(r: Any) -> StoredEntry:

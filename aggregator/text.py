@@ -11,7 +11,7 @@ from __future__ import annotations
 import html as html_lib
 import re
 from collections.abc import Callable, Sequence
-from functools import cache
+from functools import cache, partial
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -179,17 +179,25 @@ def sanitize_html(fragment: str, base_url: str | None = None) -> str:
     # The per-attribute callback costs time: only a fragment that may hold a
     # data: URL pays it (without "data" in url_schemes nh3 drops them all).
     data = "data:" in fragment.lower()
-    cleaned = nh3.clean(
+    # The sanitizer resolves relative links itself (it calls `rebase` for
+    # each href and src that has no scheme): no second parse of the HTML.
+    return nh3.clean(
         fragment,
         tags=_TAGS,
         attributes=_ATTRS,
         url_schemes={"http", "https", "mailto", "data"} if data else {"http", "https", "mailto"},
         link_rel="noopener noreferrer",
         attribute_filter=_data_images_only if data else None,
+        url_relative=partial(_rebase, base_url) if base_url else None,
     )
-    if base_url and cleaned.strip():
-        cleaned = absolutize_links(cleaned, base_url)
-    return cleaned
+
+
+def _rebase(base_url: str, link: str) -> str:
+    """A relative link made absolute, as rebase_links does it (a scheme-relative
+    //host/path stays as it is)."""
+    if urlsplit(link).scheme or link.startswith("//"):
+        return link
+    return urljoin(base_url, link)
 
 
 def absolutize_links(fragment: str, base_url: str) -> str:

@@ -27,6 +27,8 @@ OWNED = {
     "starlette": {"web"},
     "uvicorn": {"web"},
     "apscheduler": {"daemon", "schedule"},
+    # MinHash signatures, vectorized (the dedupe index is computed in the parsing workers)
+    "numpy": {"fingerprint"},
 }
 #: the shell: no stage may import these
 SHELL = {
