@@ -396,7 +396,9 @@ class _FeedRun:
                 error = f"{error} ({errors} failures in a row)"
         else:
             interval = parsed.interval if parsed is not None else None
-            if parsed is None and fetched.status is FetchStatus.OK:
+            # Not parsed (304, or the same body again): the response's own
+            # Cache-Control is the hint there is.
+            if parsed is None:
                 interval = schedule.feed_interval(
                     cache_control=fetched.headers.get("cache-control")
                 )

@@ -261,7 +261,11 @@ async def _answer(
     status = response.status_code
     reason = f"HTTP {status} {response.reason_phrase}".rstrip()
     if status == 304:
-        return FetchResult(req, FetchStatus.NOT_MODIFIED, url=url, moved_to=moved, http_status=304)
+        # Its Cache-Control (and any new ETag) still steer the next fetch.
+        kept = {k: response.headers[k] for k in ("cache-control", "etag") if k in response.headers}
+        return FetchResult(
+            req, FetchStatus.NOT_MODIFIED, url=url, moved_to=moved, http_status=304, headers=kept
+        )
     if status == 410:
         return FetchResult(req, FetchStatus.GONE, url=url, error=reason, http_status=410)
     if status >= 400 or status < 200:

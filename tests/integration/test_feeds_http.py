@@ -124,6 +124,22 @@ def test_schedule_follows_the_feeds_hints_within_bounds(
     assert state(config, url).next_fetch == NOW + expected
 
 
+def test_a_304_keeps_following_the_servers_cache_control(
+    httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    url = httpserver.url_for("/feed.atom")
+    hint = {"ETag": '"v1"', "Cache-Control": "max-age=7200"}
+    httpserver.expect_ordered_request("/feed.atom").respond_with_data(
+        atom(1), headers=hint, content_type="application/atom+xml"
+    )
+    httpserver.expect_ordered_request("/feed.atom").respond_with_data("", status=304, headers=hint)
+    config = make_config(tmp_path, [url], min_interval_minutes=30)
+    ingest(config, NOW)
+    later = NOW + timedelta(hours=2)
+    assert feed_result(ingest(config, later), url).fetch == "not modified"
+    assert state(config, url).next_fetch == later + timedelta(hours=2)
+
+
 def test_permanent_redirect_moves_the_feed(httpserver: HTTPServer, tmp_path: Path) -> None:
     old, new = httpserver.url_for("/old"), httpserver.url_for("/new")
     httpserver.expect_request("/old").respond_with_data(
