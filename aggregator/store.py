@@ -862,21 +862,6 @@ class Store:
         return sorted(clusters, key=lambda c: (c.canonical.entry.published, c.canonical.id),
                       reverse=True)  # fmt: skip
 
-    def replace_dupe_links(self, links: Sequence[DupeLink]) -> None:
-        """Make `links` the whole set of duplicate links."""
-        with self._tx() as conn:
-            conn.execute(
-                update(entries)
-                .where(entries.c.duplicate_of.is_not(None))
-                .values(duplicate_of=None, dup_reason=None)
-            )
-            for link in links:
-                conn.execute(
-                    update(entries)
-                    .where(entries.c.id == link.entry_id)
-                    .values(duplicate_of=link.canonical_id, dup_reason=link.reason)
-                )
-
     def visible_entries(
         self, now: datetime, source_keys: Sequence[str] | None = None
     ) -> list[StoredEntry]:

@@ -36,15 +36,9 @@ def environment() -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters["localdate"] = local_date
     env.filters["isodate"] = lambda d: d.isoformat()
     env.filters["longdate"] = long_date
     return env
-
-
-def local_date(value: datetime, tz: ZoneInfo) -> str:
-    """A date as readers see it: in the site's timezone, 2026-11-21."""
-    return value.astimezone(tz).strftime("%Y-%m-%d")
 
 
 def long_date(value: datetime, tz: ZoneInfo, locale: Locale) -> str:

@@ -49,7 +49,7 @@ def test_gone_entries_and_duplicates_are_hidden_but_kept(store: Store) -> None:
     store.upsert_entries(mine, [entry(guid="p1"), entry(guid="p2")], T0)
     store.upsert_entries(theirs, [entry(guid="copy")], T0)
     ids = {s.entry.guid: s.id for s in store.visible_entries(T0 + timedelta(1))}
-    store.replace_dupe_links([DupeLink(ids["copy"], ids["p1"], "url")])
+    store.apply_dupe_links([], [DupeLink(ids["copy"], ids["p1"], "url")])
     assert store.mark_gone(mine, {"p1"}) == 1
     visible = store.visible_entries(T0 + timedelta(1))
     assert [s.entry.guid for s in visible] == ["p1"]
