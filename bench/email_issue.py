@@ -17,6 +17,7 @@ from aggregator import config as config_mod
 from aggregator import pipeline
 from aggregator.deliver import message
 from aggregator.store import Store
+from tests.email_setup import big_feed
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -28,26 +29,6 @@ def _example(tmp: Path) -> Path:
         shutil.copytree(ROOT / name, tmp / name)
     shutil.copy(ROOT / "config.toml", tmp / "config.toml")
     return tmp / "config.toml"
-
-
-def _big_feed(n: int) -> str:
-    words = "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor "
-    items = []
-    for i in range(n):
-        when = (NOW - timedelta(days=3, minutes=n - i)).isoformat()
-        body = (words * 12) + f" 中文摘要 \\(x_{i}^2\\) 第{i}篇"
-        items.append(
-            f"<entry><id>urn:big:{i}</id><title>Post {i}: a realistic length title here</title>"
-            f'<link href="https://firehose.example.com/2026/11/post-{i}/"/>'
-            f"<published>{when}</published><updated>{when}</updated>"
-            f'<content type="html">&lt;p&gt;{body}&lt;/p&gt;</content></entry>'
-        )
-    return (
-        '<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom">'
-        f"<id>urn:big</id><title>Firehose</title><updated>{NOW.isoformat()}</updated>"
-        + "".join(items)
-        + "</feed>"
-    )
 
 
 def _measure(config_path: Path, label: str) -> str:
@@ -75,7 +56,9 @@ def main() -> None:
         rows.append(_measure(_example(Path(d)), "bundled example"))
     with tempfile.TemporaryDirectory() as d:
         config_path = _example(Path(d))
-        (Path(d) / "examples" / "feeds" / "big.atom").write_text(_big_feed(200), encoding="utf-8")
+        (Path(d) / "examples" / "feeds" / "big.atom").write_text(
+            big_feed(200, NOW, timedelta(days=3)), encoding="utf-8"
+        )
         text = config_path.read_text(encoding="utf-8").replace(
             "[database]",
             '[[feeds]]\nurl = "examples/feeds/big.atom"\nname = "Firehose"\n\n[database]',

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from aggregator import config as config_mod
@@ -91,3 +92,24 @@ def check_exactly_once(
     # Only a delivery killed mid-handover may be missing, and it is on record as uncertain.
     assert set(missing) <= set(uncertain)
     return uncertain
+
+
+def big_feed(n: int, now: datetime, age: timedelta = timedelta(days=5)) -> str:
+    """An Atom feed of `n` entries of realistic size (with CJK and math), all
+    published around `age` before `now`: for oversized email issues."""
+    words = "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor "
+    items = []
+    for i in range(n):
+        when = (now - age - timedelta(minutes=n - i)).isoformat()
+        body = (words * 12) + f" 数学 \\(x_{i}^2\\) 第{i}篇"
+        items.append(
+            f"<entry><id>urn:big:{i}</id><title>Firehose post {i}: a long title for size</title>"
+            f'<link href="https://firehose.example.com/posts/{i}/"/>'
+            f"<published>{when}</published><updated>{when}</updated>"
+            f'<content type="html">&lt;p&gt;{body}&lt;/p&gt;</content></entry>'
+        )
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>\n<feed xmlns="http://www.w3.org/2005/Atom">'
+        "<id>urn:big</id><title>Firehose</title>"
+        f"<updated>{now.isoformat()}</updated>" + "".join(items) + "</feed>"
+    )

@@ -17,7 +17,7 @@ from aggregator.config import Config
 from aggregator.model import DeliveryStatus, SubscriberStatus
 from aggregator.store import Store
 from tests.conftest import NOW
-from tests.email_setup import configure, set_site_language, set_site_title
+from tests.email_setup import big_feed, configure, set_site_language, set_site_title
 from tests.smtp_server import SmtpServer, free_port
 
 READERS = [("ada@example.com", "Ada Lovelace"), ("lin@example.org", "林"), ("bo@example.net", "")]
@@ -205,7 +205,7 @@ def test_oversized_issue_shows_the_newest_that_fit_and_links_the_archive(
 ) -> None:
     config, store = ingested(example, smtp_server)
     feed = example.parent / "examples" / "feeds" / "big.atom"
-    feed.write_text(big_feed(200), encoding="utf-8")
+    feed.write_text(big_feed(200, NOW), encoding="utf-8")
     text = config.path.read_text(encoding="utf-8")
     text = text.replace(
         "[database]",
@@ -242,25 +242,6 @@ def test_oversized_issue_shows_the_newest_that_fit_and_links_the_archive(
     archive = (config.output.dir / "issues" / "2026-W47.html").read_text(encoding="utf-8")
     archive_doc: Any = lxml_html.fromstring(archive)
     assert len(archive_doc.xpath("//h2/a")) == 210
-
-
-def big_feed(n: int) -> str:
-    words = "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor "
-    items = []
-    for i in range(n):
-        when = (NOW - timedelta(days=5, minutes=n - i)).isoformat()
-        body = (words * 12) + f" 数学 \\(x_{i}^2\\) 第{i}篇"
-        items.append(
-            f"<entry><id>urn:big:{i}</id><title>Firehose post {i}: a long title for size</title>"
-            f'<link href="https://firehose.example.com/posts/{i}/"/>'
-            f"<published>{when}</published><updated>{when}</updated>"
-            f'<content type="html">&lt;p&gt;{body}&lt;/p&gt;</content></entry>'
-        )
-    return (
-        '<?xml version="1.0" encoding="utf-8"?>\n<feed xmlns="http://www.w3.org/2005/Atom">'
-        "<id>urn:big</id><title>Firehose</title>"
-        f"<updated>{NOW.isoformat()}</updated>" + "".join(items) + "</feed>"
-    )
 
 
 def test_unsubscribe_round_trip_skips_that_subscriber_next_time(
