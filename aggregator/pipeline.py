@@ -9,18 +9,17 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import multiprocessing
 import os
 import secrets
 import ssl
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from aggregator import dedupe, fingerprint, issues
@@ -35,20 +34,17 @@ from aggregator.digest import (
     paginate,
     tags_of,
 )
-from aggregator.errors import AggregatorError, DeliveryError, NormalizeError, SourceError
+from aggregator.errors import AggregatorError, DeliveryError, SourceError
 from aggregator.model import (
     UNSUBSCRIBE_PLACEHOLDER,
     BuildReport,
     DeliveryStatus,
     DigestEntry,
-    Entry,
     Failure,
-    FeedMeta,
     FeedState,
     IngestReport,
     Issue,
     Page,
-    RawItem,
     SendReport,
     Source,
     SourceResult,
@@ -63,6 +59,7 @@ from aggregator.render.jsonfeed import render_json_feed
 from aggregator.render.pages import render_pages
 from aggregator.render.rss import render_rss
 from aggregator.sources import content, content_scan, feeds, opml, schedule
+from aggregator.sources.feed_entries import EntrySettings, FeedReading, read_feed
 from aggregator.sources.fetch import (
     FetchRequest,
     FetchResult,
@@ -71,8 +68,10 @@ from aggregator.sources.fetch import (
     fetch_all,
     run_async,
 )
-from aggregator.sources.parse import ParseSettings, parse
+from aggregator.sources.parse import ParseSettings
 from aggregator.store import Store
+from aggregator.workers import discard as discard_pool
+from aggregator.workers import parser_pool
 
 log = logging.getLogger(__name__)
 
@@ -158,11 +157,15 @@ def _ingest_content(
 # -- feeds (issue 4) ---------------------------------------------------------
 # Fetch concurrently (asyncio + httpx), and as each body arrives parse and
 # normalize it in a pool of worker processes (feedparser and the HTML work
-# hold the GIL; processes use every core). The store is written here, in the
-# main process, one feed at a time as results come back.
+# hold the GIL; processes use every core; the pool is kept across ingests, see
+# workers.py). The store is written here, in the main process, as results come
+# back, in transactions of about STORE_BATCH entries.
 
 #: below this many feeds to fetch, parse in this process: starting workers costs more
 POOL_MIN_FEEDS = 4
+#: entries read from feeds are stored in transactions of about this many (one
+#: commit per feed cost more than the inserts themselves)
+STORE_BATCH = 1000
 
 
 def fetch_settings(config: Config) -> FetchSettings:
@@ -187,61 +190,12 @@ def _schedule_settings(config: Config) -> schedule.ScheduleSettings:
     )
 
 
-@dataclass(frozen=True)
-class _Parsed:
-    """What a worker sends back for one feed body."""
-
-    entries: tuple[Entry, ...] = ()
-    failures: tuple[Failure, ...] = ()
-    #: the whole feed failed to parse
-    error: str | None = None
-    warning: str | None = None
-    interval: timedelta | None = None
-    #: what the feed says about itself, for atom:source in our feeds
-    meta: FeedMeta | None = None
-
-
-@dataclass(frozen=True)
-class EntrySettings:
-    """How items become entries, from config: the same for posts and feed items."""
-
-    #: query parameters dropped from canonical URLs ([dedupe] tracking_params)
-    tracking_params: tuple[str, ...] = ()
-    #: what stands for a code block in plain text ([content] code_placeholder)
-    code_placeholder: str = "[code]"
-
-
 def entry_settings(config: Config) -> EntrySettings:
+    """How items become entries, from config."""
     return EntrySettings(
         tracking_params=config.dedupe.tracking_params,
         code_placeholder=config.content.code_placeholder,
     )
-
-
-def parse_and_normalize(
-    body: bytes,
-    headers: dict[str, str],
-    url: str,
-    source: Source,
-    now: datetime,
-    settings: ParseSettings,
-    entry: EntrySettings = EntrySettings(),
-) -> _Parsed:
-    """Parse one feed body and normalize its items; runs in a worker process.
-
-    Returns values only (exceptions do not always survive pickling).
-    """
-    try:
-        parsed = parse(body, headers, url, settings)
-    except SourceError as e:
-        return _Parsed(error=e.reason)
-    items = [replace(i, tags=(*i.tags, *source.tags)) if source.tags else i for i in parsed.items]
-    entries, failures = _normalize_all(items, url, now, entry)
-    interval = schedule.feed_interval(
-        parsed.ttl, parsed.update_period, parsed.update_frequency, headers.get("cache-control")
-    )
-    meta = FeedMeta(parsed.feed_id, parsed.title, parsed.link)
-    return _Parsed(tuple(entries), tuple(failures), None, parsed.warning, interval, meta)
 
 
 def _ingest_feeds(
@@ -261,6 +215,9 @@ def _ingest_feeds(
             results[s.key] = SourceResult(source=s, fetch="not due")
     if due:
         run = _FeedRun(config, store, now, due, states, progress)
+        if run.use_pool:
+            # Before the event loop starts its threads: the workers can be forked.
+            parser_pool(run.workers)
         for r in run_async(run.go):
             results[r.source.key] = r
     return [results[s.key] for s in configured]
@@ -291,13 +248,15 @@ class _FeedRun:
         self.results: list[SourceResult] = []
         #: feed states and checks written together at the end (one transaction)
         self.checks: list[tuple[int, FeedState, str | None]] = []
-        self.executor: Executor | None = None
-        self.use_pool = True
-
-    async def go(self) -> list[SourceResult]:
+        #: feeds read but not yet stored: (key, new state, reading)
+        self.unstored: list[tuple[str, FeedState, FeedReading]] = []
+        self.unstored_entries = 0
         # Parsing here can be cut short by a timer only in a main thread.
         in_main = threading.current_thread() is threading.main_thread()
         self.use_pool = len(self.due) >= POOL_MIN_FEEDS or not in_main
+        self.workers = config.fetch.parse_workers or os.cpu_count() or 1
+
+    async def go(self) -> list[SourceResult]:
         requests = []
         for s in self.due.values():
             st = self.states.get(s.key, FeedState())
@@ -312,61 +271,50 @@ class _FeedRun:
                 digest = hashlib.sha256(fetched.body).hexdigest() if ok else None
                 if ok and digest != st.body_hash:
                     if self.use_pool:
-                        task = asyncio.ensure_future(self._parse_in_pool(fetched, digest))
+                        task = asyncio.ensure_future(self._read_in_pool(fetched, digest))
                         pending.add(task)
                         task.add_done_callback(pending.discard)
                     else:
-                        self._finish(fetched, digest, self._parse_here(fetched))
+                        self._finish(fetched, digest, self._read_here(fetched))
                 else:
                     self._finish(fetched, digest, None)
             if pending:
                 await asyncio.gather(*pending)
+            self._store()
         finally:
-            if self.executor is not None:
-                self.executor.shutdown(wait=True, cancel_futures=True)
+            for task in pending:
+                task.cancel()
+            # Feeds read but not stored (an interruption) keep their old
+            # state, so the next run fetches them again.
             self.store.record_feed_checks(self.checks, self.now)
         return self.results
 
-    def _parse_here(self, fetched: FetchResult) -> _Parsed:
+    def _read_args(self, fetched: FetchResult) -> tuple[Any, ...]:
         source = self.due[fetched.request.key]
-        return parse_and_normalize(
+        return (
             fetched.body, fetched.headers, fetched.url, source, self.now, self.parse_settings,
             self.entry_settings,
         )  # fmt: skip
 
-    async def _parse_in_pool(self, fetched: FetchResult, digest: str | None) -> None:
-        source = self.due[fetched.request.key]
-        if self.executor is None:
-            workers = self.config.fetch.parse_workers or os.cpu_count() or 1
-            # spawn, not fork: the parent has threads (asyncio, httpx), and a
-            # forked child of a threaded parent may deadlock.
-            self.executor = ProcessPoolExecutor(
-                workers, mp_context=multiprocessing.get_context("spawn")
-            )
-        loop = asyncio.get_running_loop()
-        executor = self.executor
-        try:
-            parsed = await loop.run_in_executor(
-                executor,
-                parse_and_normalize,
-                fetched.body,
-                fetched.headers,
-                fetched.url,
-                source,
-                self.now,
-                self.parse_settings,
-                self.entry_settings,
-            )
-        except BrokenProcessPool:
-            # A worker died (killed for memory?): this feed fails, the rest go on
-            # in a fresh pool.
-            if self.executor is executor:  # the first task to notice replaces it
-                self.executor = None
-                executor.shutdown(wait=False, cancel_futures=True)
-            parsed = _Parsed(error="the parser process died while reading this feed")
-        self._finish(fetched, digest, parsed)
+    def _read_here(self, fetched: FetchResult) -> FeedReading:
+        return read_feed(*self._read_args(fetched))
 
-    def _finish(self, fetched: FetchResult, digest: str | None, parsed: _Parsed | None) -> None:
+    async def _read_in_pool(self, fetched: FetchResult, digest: str | None) -> None:
+        pool = parser_pool(self.workers)
+        loop = asyncio.get_running_loop()
+        try:
+            reading = await loop.run_in_executor(pool, read_feed, *self._read_args(fetched))
+        except BrokenProcessPool:
+            # A worker died (killed for memory?): this feed fails, the rest go
+            # on in a fresh pool.
+            discard_pool(pool)
+            reading = FeedReading(error="the parser process died while reading this feed")
+        except Exception as e:  # a bug: this feed fails, the run goes on
+            log.exception("%s: reading the feed failed", fetched.url)
+            reading = FeedReading(error=f"internal error while reading this feed: {e!r}")
+        self._finish(fetched, digest, reading)
+
+    def _finish(self, fetched: FetchResult, digest: str | None, parsed: FeedReading | None) -> None:
         """Decide the feed's new state from the outcome, and record it."""
         key = fetched.request.key
         source = self.due[key]
@@ -419,21 +367,36 @@ class _FeedRun:
         if parsed is not None and parsed.error is None:
             if parsed.warning:
                 log.warning("%s: %s", key, parsed.warning)
-            upserted = self.store.upsert_entries(source_id, parsed.entries, now)
-            if parsed.meta is not None:
-                self.store.record_feed_meta(source_id, parsed.meta)
-            result = SourceResult(
-                source=source,
-                items=len(parsed.entries),
-                new=upserted.new,
-                changed=upserted.changed,
-                failures=parsed.failures,
-            )
-            self.checks.append((source_id, state, _summary(list(parsed.failures))))
+            self.unstored.append((key, state, parsed))
+            self.unstored_entries += len(parsed.entries)
+            if self.unstored_entries >= STORE_BATCH:
+                self._store()
         else:
             failures = (Failure(fetched.url or key, error),) if error else ()
-            result = SourceResult(source=source, failures=failures, fetch=fetch_note)
             self.checks.append((source_id, state, str(failures[0]) if failures else None))
+            self._done(SourceResult(source=source, failures=failures, fetch=fetch_note))
+
+    def _store(self) -> None:
+        """Write the feeds read so far, in one transaction."""
+        batch, self.unstored, self.unstored_entries = self.unstored, [], 0
+        if not batch:
+            return
+        upserted = self.store.upsert_feeds(
+            [(self.ids[key], reading.entries, reading.meta) for key, _, reading in batch], self.now
+        )
+        for (key, state, reading), up in zip(batch, upserted, strict=True):
+            self.checks.append((self.ids[key], state, _summary(list(reading.failures))))
+            self._done(
+                SourceResult(
+                    source=self.due[key],
+                    items=len(reading.entries),
+                    new=up.new,
+                    changed=up.changed,
+                    failures=reading.failures,
+                )
+            )
+
+    def _done(self, result: SourceResult) -> None:
         self.results.append(result)
         if self.progress:
             self.progress(len(self.results), len(self.due), result)
@@ -461,25 +424,6 @@ def export_opml(config: Config, now: datetime) -> bytes:
         f"{config.site.title}: feeds",
         now,
     )
-
-
-def _normalize_all(
-    items: list[RawItem], base_url: str, now: datetime, settings: EntrySettings
-) -> tuple[list[Entry], list[Failure]]:
-    batch: list[Entry] = []
-    failures: list[Failure] = []
-    for item in items:
-        try:
-            batch.append(
-                normalize(
-                    item, base_url, now,
-                    code_placeholder=settings.code_placeholder,
-                    tracking_params=settings.tracking_params,
-                )
-            )  # fmt: skip
-        except NormalizeError as e:
-            failures.append(Failure(item.location, str(e)))
-    return batch, failures
 
 
 def _summary(failures: list[Failure]) -> str | None:

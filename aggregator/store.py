@@ -486,50 +486,21 @@ class Store:
         Re-ingesting the same entries changes nothing. An entry whose content
         hash changed is updated in place and keeps its id and first_seen.
         """
-        inserts: list[dict[str, Any]] = []
-        updates: list[dict[str, Any]] = []
         with self._tx() as conn:
-            # Only the guids of this batch: a batch of 500 never loads 10,000 rows.
-            guids = list(dict.fromkeys(e.guid for e in batch))
-            known: dict[str, Any] = {}
-            for i in range(0, len(guids), 500):
-                known.update(
-                    (r.guid, r)
-                    for r in conn.execute(
-                        select(
-                            entries.c.id,
-                            entries.c.guid,
-                            entries.c.content_hash,
-                            entries.c.gone,
-                            entries.c.updated,
-                        ).where(
-                            entries.c.source_id == source_id,
-                            entries.c.guid.in_(guids[i : i + 500]),
-                        )
-                    ).all()
-                )
-            seen: set[str] = set()
-            for e in batch:
-                if e.guid in seen:  # the same guid twice in one batch: first wins
-                    continue
-                seen.add(e.guid)
-                values = _entry_values(e)
-                old = known.get(e.guid)
-                if old is None:
-                    inserts.append({"source_id": source_id, "first_seen": now, **values})
-                elif old.content_hash != e.content_hash or old.gone:
-                    if old.content_hash != e.content_hash and e.updated <= old.updated:
-                        # Edited without a newer date from the source: it changed now.
-                        values["updated"] = max(now, old.updated)
-                    updates.append({"_id": old.id, **values})
-            # executemany: one round trip per kind, not one per row
-            if inserts:
-                conn.execute(entries.insert(), inserts)
-            if updates:
-                # the SET clause comes from the parameter keys
-                conn.execute(update(entries).where(entries.c.id == bindparam("_id")), updates)
-        new, changed = len(inserts), len(updates)
-        return UpsertResult(new=new, changed=changed)
+            return _upsert_entries(conn, source_id, batch, now)
+
+    def upsert_feeds(
+        self, feeds: Sequence[tuple[int, Sequence[Entry], FeedMeta | None]], now: datetime
+    ) -> list[UpsertResult]:
+        """upsert_entries for several feeds, each with what it says about
+        itself (record_feed_meta), in one transaction."""
+        out = []
+        with self._tx() as conn:
+            for source_id, batch, meta in feeds:
+                out.append(_upsert_entries(conn, source_id, batch, now))
+                if meta is not None:
+                    _put_feed_meta(conn, source_id, meta)
+        return out
 
     def mark_gone(self, source_id: int, present: Iterable[str]) -> int:
         """Mark entries of a source whose guid is not in `present` as gone."""
@@ -901,11 +872,7 @@ class Store:
     def record_feed_meta(self, source_id: int, meta: FeedMeta) -> None:
         """Remember what an external feed says about itself (its id, title, link)."""
         with self._tx() as conn:
-            conn.execute(
-                update(sources)
-                .where(sources.c.id == source_id)
-                .values(feed_id=meta.id, feed_title=meta.title, feed_link=meta.link)
-            )
+            _put_feed_meta(conn, source_id, meta)
 
     def feed_meta(self) -> dict[str, FeedMeta]:
         """FeedMeta of every source that has any, by source key."""
@@ -1378,6 +1345,62 @@ def _put_feed_state(conn: Connection, source_id: int, state: FeedState) -> None:
 
 #: ids per IN (...) list: well under every database's bound-parameter limit
 _CHUNK = 500
+
+
+def _upsert_entries(
+    conn: Connection, source_id: int, batch: Sequence[Entry], now: datetime
+) -> UpsertResult:
+    """Store.upsert_entries within the transaction `conn`."""
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+    # Only the guids of this batch: a batch of 500 never loads 10,000 rows.
+    guids = list(dict.fromkeys(e.guid for e in batch))
+    known: dict[str, Any] = {}
+    for i in range(0, len(guids), 500):
+        known.update(
+            (r.guid, r)
+            for r in conn.execute(
+                select(
+                    entries.c.id,
+                    entries.c.guid,
+                    entries.c.content_hash,
+                    entries.c.gone,
+                    entries.c.updated,
+                ).where(
+                    entries.c.source_id == source_id,
+                    entries.c.guid.in_(guids[i : i + 500]),
+                )
+            ).all()
+        )
+    seen: set[str] = set()
+    for e in batch:
+        if e.guid in seen:  # the same guid twice in one batch: first wins
+            continue
+        seen.add(e.guid)
+        values = _entry_values(e)
+        old = known.get(e.guid)
+        if old is None:
+            inserts.append({"source_id": source_id, "first_seen": now, **values})
+        elif old.content_hash != e.content_hash or old.gone:
+            if old.content_hash != e.content_hash and e.updated <= old.updated:
+                # Edited without a newer date from the source: it changed now.
+                values["updated"] = max(now, old.updated)
+            updates.append({"_id": old.id, **values})
+    # executemany: one round trip per kind, not one per row
+    if inserts:
+        conn.execute(entries.insert(), inserts)
+    if updates:
+        # the SET clause comes from the parameter keys
+        conn.execute(update(entries).where(entries.c.id == bindparam("_id")), updates)
+    return UpsertResult(new=len(inserts), changed=len(updates))
+
+
+def _put_feed_meta(conn: Connection, source_id: int, meta: FeedMeta) -> None:
+    conn.execute(
+        update(sources)
+        .where(sources.c.id == source_id)
+        .values(feed_id=meta.id, feed_title=meta.title, feed_link=meta.link)
+    )
 
 
 def _chunks(values: Iterable[Any], size: int = _CHUNK) -> Iterator[list[Any]]:

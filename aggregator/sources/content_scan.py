@@ -14,9 +14,7 @@ what `Scanner.outcome` says.
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
 import os
-import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -25,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from aggregator.errors import AggregatorError, SourceError
 from aggregator.model import ContentFileState, Entry, Failure, RawItem
 from aggregator.sources.content import ContentSettings, FoundFile, list_files, read_bytes, read_file
+from aggregator.workers import process_context
 
 #: below this many files to parse, worker processes cost more than they save
 PARALLEL_THRESHOLD = 200
@@ -102,11 +101,7 @@ def read_changed(
     # worker keep both cores busy to the end.
     size = max(16, min(256, len(tasks) // (workers * 8)))
     chunks = [tasks[i : i + size] for i in range(0, len(tasks), size)]
-    # fork is cheapest, but forking a threaded process (the daemon runs scans
-    # from scheduler threads) can deadlock in the child: then forkserver.
-    method = "fork" if threading.active_count() == 1 else "forkserver"
-    context = multiprocessing.get_context(method)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=process_context()) as pool:
         # A few chunks in flight per worker: enough to keep them busy, few
         # enough that finished results never pile up in memory.
         pending: deque[Future[list[PostResult]]] = deque()

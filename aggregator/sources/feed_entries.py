@@ -1,0 +1,91 @@
+"""One feed body -> entries: parse it and normalize its items. Pure, no IO.
+
+This is what the parser worker processes run (see aggregator/workers.py), so
+it imports only what parsing and normalizing need: a worker process starts
+by importing this module, and every heavy import here is paid again in each
+worker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from aggregator.errors import NormalizeError, SourceError
+from aggregator.model import Entry, Failure, FeedMeta, RawItem, Source
+from aggregator.normalize import normalize
+from aggregator.sources import schedule
+from aggregator.sources.parse import ParseSettings, parse
+
+
+@dataclass(frozen=True)
+class EntrySettings:
+    """How items become entries, from config: the same for posts and feed items."""
+
+    #: query parameters dropped from canonical URLs ([dedupe] tracking_params)
+    tracking_params: tuple[str, ...] = ()
+    #: what stands for a code block in plain text ([content] code_placeholder)
+    code_placeholder: str = "[code]"
+
+
+@dataclass(frozen=True)
+class FeedReading:
+    """What reading one feed body gave: its entries, or why it gave none."""
+
+    entries: tuple[Entry, ...] = ()
+    #: items that could not be normalized (the rest are kept)
+    failures: tuple[Failure, ...] = ()
+    #: the whole feed failed to parse
+    error: str | None = None
+    warning: str | None = None
+    #: how often the feed asks to be fetched (ttl, sy:update*, Cache-Control)
+    interval: timedelta | None = None
+    #: what the feed says about itself, for atom:source in our feeds
+    meta: FeedMeta | None = None
+
+
+def read_feed(
+    body: bytes,
+    headers: dict[str, str],
+    url: str,
+    source: Source,
+    now: datetime,
+    settings: ParseSettings,
+    entry: EntrySettings = EntrySettings(),
+) -> FeedReading:
+    """Parse one feed body and normalize its items.
+
+    Returns values only, never raises for bad input: it runs in a worker
+    process, and exceptions do not always survive pickling.
+    """
+    try:
+        parsed = parse(body, headers, url, settings)
+    except SourceError as e:
+        return FeedReading(error=e.reason)
+    items = [replace(i, tags=(*i.tags, *source.tags)) if source.tags else i for i in parsed.items]
+    entries, failures = normalize_items(items, url, now, entry)
+    interval = schedule.feed_interval(
+        parsed.ttl, parsed.update_period, parsed.update_frequency, headers.get("cache-control")
+    )
+    meta = FeedMeta(parsed.feed_id, parsed.title, parsed.link)
+    return FeedReading(tuple(entries), tuple(failures), None, parsed.warning, interval, meta)
+
+
+def normalize_items(
+    items: list[RawItem], base_url: str, now: datetime, settings: EntrySettings
+) -> tuple[list[Entry], list[Failure]]:
+    """Normalize each item; an item that cannot be is a Failure, the rest go on."""
+    batch: list[Entry] = []
+    failures: list[Failure] = []
+    for item in items:
+        try:
+            batch.append(
+                normalize(
+                    item, base_url, now,
+                    code_placeholder=settings.code_placeholder,
+                    tracking_params=settings.tracking_params,
+                )
+            )  # fmt: skip
+        except NormalizeError as e:
+            failures.append(Failure(item.location, str(e)))
+    return batch, failures
