@@ -75,3 +75,29 @@ def test_a_killed_run_does_not_block_the_next(tmp_path: Path, httpserver: HTTPSe
     assert report["jobs"]["build"]["last_ok"]["detail"].endswith("files written")
     assert report["entries"] == {"total": 1, "new_this_week": 1}
     assert report["source_counts"] == {"ok": 2}
+
+
+def test_a_cron_run_reads_many_feeds_in_forked_workers_and_frees_the_lock(
+    tmp_path: Path, httpserver: HTTPServer
+) -> None:
+    # Enough feeds for the parser pool. A cron run has a single thread when the
+    # pool starts, so its workers are forked; they must not keep the run lock.
+    urls = []
+    for i in range(6):
+        body = atom_feed([f"Post {i}a", f"Post {i}b"], base=f"https://friend{i}.example/")
+        httpserver.expect_request(f"/f{i}.atom").respond_with_data(
+            body, content_type="application/atom+xml"
+        )
+        urls.append(httpserver.url_for(f"/f{i}.atom"))
+    config = write_config(tmp_path, urls, free_port())
+    done = subprocess.run(
+        [sys.executable, "-m", "aggregator", "--config", str(config), "run"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "feeds   6: 6 fetched; 12 new" in done.stdout
+    feed = (tmp_path / "public" / "feed.atom").read_text(encoding="utf-8")
+    assert all(f"Post {i}b" in feed for i in range(6))
+    # The next run gets the lock at once: no worker outlived the run holding it.
+    again = CliRunner().invoke(cli, ["--config", str(config), "run"])
+    assert again.exit_code == 0, again.output
