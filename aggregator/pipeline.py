@@ -39,6 +39,7 @@ from aggregator.errors import AggregatorError, DeliveryError, NormalizeError, So
 from aggregator.model import (
     UNSUBSCRIBE_PLACEHOLDER,
     BuildReport,
+    DedupeCandidate,
     DeliveryStatus,
     DigestEntry,
     Entry,
@@ -591,9 +592,7 @@ def dedupe_full(store: Store, settings: dedupe.DedupeSettings) -> int:
     dirty = store.dedupe_dirty_ids()
     candidates = store.dedupe_candidates()
     if dirty:
-        wanted = set(dirty)
-        live = [c.id for c in candidates if c.id in wanted]
-        store.replace_lsh_keys(dirty, _index_keys(store, live, settings)[0])
+        _index_all(store, dirty, candidates, settings)
     buckets = store.lsh_buckets(None, settings.max_group)
     pairs = dedupe.propose(candidates, buckets, settings)
     texts = store.entry_texts(dedupe.texts_needed(pairs))
@@ -603,6 +602,26 @@ def dedupe_full(store: Store, settings: dedupe.DedupeSettings) -> int:
     linked = store.apply_dupe_links(store.linked_ids(), links)
     store.clear_dedupe_dirty(dirty)
     return linked
+
+
+def _index_all(
+    store: Store,
+    dirty: list[int],
+    candidates: list[DedupeCandidate],
+    settings: dedupe.DedupeSettings,
+) -> None:
+    """Index the LSH keys of `dirty` (visible ones: `candidates`) for a
+    whole-store pass: the database copies the keys normalize stored with
+    each entry (none read out), the rest are computed from their text."""
+    stale = store.index_stored_lsh(dirty, fingerprint.SIGNATURE_VERSION, settings.near_min_words)
+    if stale is None:  # a database that cannot: every index read out
+        wanted = set(dirty)
+        live = [c.id for c in candidates if c.id in wanted]
+        store.replace_lsh_keys(dirty, _index_keys(store, live, settings)[0])
+    elif stale:
+        texts = store.entry_texts(stale)
+        keys = {i: fingerprint.lsh_keys(t, settings.near_min_words) for i, t in texts.items()}
+        store.replace_lsh_keys(stale, keys)
 
 
 def split_duplicate(config: Config, store: Store, entry_id: int, now: datetime) -> list[int]:
