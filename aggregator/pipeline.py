@@ -539,7 +539,7 @@ def dedupe_incremental(
     if dirty_all and len(dirty_all) >= max(
         whole_store_min, whole_store_share * store.entry_count()
     ):
-        return dedupe_full(store, settings)
+        return _dedupe_whole_store(store, settings, dirty_all)
     linked = 0
     for start in range(0, len(dirty_all), DEDUPE_BATCH):
         linked += _dedupe_batch(store, settings, dirty_all[start : start + DEDUPE_BATCH])
@@ -589,7 +589,10 @@ def dedupe_all(config: Config, store: Store) -> int:
 
 def dedupe_full(store: Store, settings: dedupe.DedupeSettings) -> int:
     """dedupe_all with explicit settings (tests, benchmark)."""
-    dirty = store.dedupe_dirty_ids()
+    return _dedupe_whole_store(store, settings, store.dedupe_dirty_ids())
+
+
+def _dedupe_whole_store(store: Store, settings: dedupe.DedupeSettings, dirty: list[int]) -> int:
     candidates = store.dedupe_candidates()
     if dirty:
         _index_all(store, dirty, candidates, settings)
