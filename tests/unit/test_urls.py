@@ -1,8 +1,17 @@
 from __future__ import annotations
 
-import pytest
+from collections.abc import Callable
 
-from aggregator.urls import canonical_url, is_article_url
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from aggregator.urls import (
+    _parsed_canonical_url,
+    _parsed_is_article_url,
+    canonical_url,
+    is_article_url,
+)
 
 
 @pytest.mark.parametrize(
@@ -49,3 +58,28 @@ def test_front_pages_do_not_identify_an_article() -> None:
     assert not is_article_url(canonical_url("https://example.org/"))
     assert is_article_url(canonical_url("https://example.org/?p=12"))
     assert is_article_url(canonical_url("https://example.org/posts/a/"))
+
+
+_URL_PARTS = st.sampled_from(
+    ["http://", "https://", "HTTP://", "ftp://", " ", "example.org", "Example.org", "a.b-c",
+     ":443", ":8080", ":x", "@", "/", "//", "/a", "/B~c_d.e-f", "/index.html", "/index.htm",
+     "%7e", "%2F", "é", "?", "?a=1&utm_source=x", "#f", ".", "-", ";p", "\t", "[", "0"]
+)  # fmt: skip
+
+
+@given(st.lists(_URL_PARTS, max_size=8).map("".join))
+@example("https://example.org")
+@example("http://example.org/a/")
+@example("https://a.org//b/index.html")
+def test_the_unparsed_fast_path_agrees_with_parsing(url: str) -> None:
+    # canonical_url answers plain URLs without urlsplit; stored canonical
+    # URLs must not change, so both ways must give the same form.
+    assert _outcome(canonical_url, url) == _outcome(_parsed_canonical_url, url, ())
+    assert _outcome(is_article_url, url) == _outcome(_parsed_is_article_url, url)
+
+
+def _outcome(f: Callable[..., object], *args: object) -> object:
+    try:
+        return f(*args)
+    except ValueError as e:  # urlsplit's, for a malformed host such as "http://["
+        return f"ValueError: {e}"
