@@ -188,13 +188,35 @@ def sanitize_html(fragment: str, base_url: str | None = None) -> str:
         url_schemes={"http", "https", "mailto", "data"} if data else {"http", "https", "mailto"},
         link_rel="noopener noreferrer",
         attribute_filter=_data_images_only if data else None,
-        url_relative=partial(_rebase, base_url) if base_url else None,
+        url_relative=partial(_rebase, base_url, _origin(base_url)) if base_url else None,
     )
 
 
-def _rebase(base_url: str, link: str) -> str:
+#: what makes urljoin do more than prepend the origin to an absolute path:
+#: a dot segment, a query or fragment (an empty one is dropped), path
+#: parameters (";"), and the tab and newlines urlsplit deletes
+_NOT_PLAIN_PATH = re.compile(r"/\.|[?#;\t\n\r]")
+
+
+def _origin(base_url: str) -> str | None:
+    """"scheme://host" of an http(s) `base_url`, as urljoin spells it; None
+    when urljoin must do the work (another scheme, no host, or a base it rejects)."""
+    try:
+        base = urlsplit(base_url)
+    except ValueError:  # urljoin raises the same error, for each link, as before
+        return None
+    if base.scheme not in ("http", "https") or not base.netloc:
+        return None
+    return f"{base.scheme}://{base.netloc}"
+
+
+def _rebase(base_url: str, origin: str | None, link: str) -> str:
     """A relative link made absolute, as rebase_links does it (a scheme-relative
-    //host/path stays as it is)."""
+    //host/path stays as it is). `origin` is _origin(base_url)."""
+    if origin and link[:1] == "/" and link[1:2] != "/" and not _NOT_PLAIN_PATH.search(link):
+        # Fast path, same result: urljoin of an absolute path with nothing to
+        # resolve is the base's scheme and host followed by the path.
+        return origin + link
     if urlsplit(link).scheme or link.startswith("//"):
         return link
     return urljoin(base_url, link)
@@ -240,7 +262,6 @@ _BLOCK = {
     "pre", "table", "tr", "td", "th", "dl", "dt", "dd", "figure", "figcaption", "br", "hr",
     "section", "article", "header", "footer",
 }  # fmt: skip
-_SPACE = re.compile(r"\s+")
 
 
 def html_to_text(fragment: str, code_placeholder: str = "[code]") -> str:
@@ -287,7 +308,9 @@ def html_to_text(fragment: str, code_placeholder: str = "[code]") -> str:
 
 def fold_space(text: str) -> str:
     """Fold every run of white space to one space and trim the ends."""
-    return _SPACE.sub(" ", text).strip()
+    # Equal to re.sub(r"\s+", " ", text).strip(): str.split() and re's \s
+    # both split on str.isspace() characters, and join is several times faster.
+    return " ".join(text.split())
 
 
 # -- excerpts ------------------------------------------------------------------
