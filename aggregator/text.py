@@ -11,7 +11,8 @@ from __future__ import annotations
 import html as html_lib
 import re
 from collections.abc import Callable, Sequence
-from functools import cache, partial
+from contextvars import ContextVar
+from functools import cache
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -179,17 +180,42 @@ def sanitize_html(fragment: str, base_url: str | None = None) -> str:
     # The per-attribute callback costs time: only a fragment that may hold a
     # data: URL pays it (without "data" in url_schemes nh3 drops them all).
     data = "data:" in fragment.lower()
-    # The sanitizer resolves relative links itself (it calls `rebase` for
+    if not base_url:
+        return _cleaner(data, False).clean(fragment)
+    # The sanitizer resolves relative links itself (it calls _rebase_link for
     # each href and src that has no scheme): no second parse of the HTML.
-    return nh3.clean(
-        fragment,
+    # The cleaner is shared, so this call's base reaches it by a context
+    # variable (one per thread), set only while this call cleans.
+    token = _LINK_BASE.set((base_url, _origin(base_url)))
+    try:
+        return _cleaner(data, True).clean(fragment)
+    finally:
+        _LINK_BASE.reset(token)
+
+
+#: the base_url of the sanitize_html call under way, and its _origin
+_LINK_BASE: ContextVar[tuple[str, str | None]] = ContextVar("sanitize_link_base")
+
+
+@cache
+def _cleaner(data: bool, rebase: bool) -> nh3.Cleaner:
+    """The sanitizer for fragments with (`data`) or without a data: URL, and
+    with (`rebase`) or without a base for relative links. Built once: building
+    one costs more than cleaning a typical post."""
+    return nh3.Cleaner(
         tags=_TAGS,
         attributes=_ATTRS,
         url_schemes={"http", "https", "mailto", "data"} if data else {"http", "https", "mailto"},
         link_rel="noopener noreferrer",
         attribute_filter=_data_images_only if data else None,
-        url_relative=partial(_rebase, base_url, _origin(base_url)) if base_url else None,
+        url_relative=_rebase_link if rebase else None,
     )
+
+
+def _rebase_link(link: str) -> str:
+    """`link` made absolute against the base of the sanitize_html call under way."""
+    base_url, origin = _LINK_BASE.get()
+    return _rebase(base_url, origin, link)
 
 
 #: what makes urljoin do more than prepend the origin to an absolute path:
@@ -199,7 +225,7 @@ _NOT_PLAIN_PATH = re.compile(r"/\.|[?#;\t\n\r]")
 
 
 def _origin(base_url: str) -> str | None:
-    """"scheme://host" of an http(s) `base_url`, as urljoin spells it; None
+    """The "scheme://host" of an http(s) `base_url`, as urljoin spells it; None
     when urljoin must do the work (another scheme, no host, or a base it rejects)."""
     try:
         base = urlsplit(base_url)
