@@ -301,35 +301,37 @@ def html_to_text(fragment: str, code_placeholder: str = "[code]") -> str:
     if not fragment.strip():
         return ""
     root = lxml_html.fragment_fromstring(fragment, create_parent="div")
-    parts: list[str] = []
+    text = _TEXT_OF(root, code=etree.XSLT.strparam(code_placeholder))
+    return fold_space(str(text))
 
-    def walk(el: Any) -> None:
-        tag = el.tag if isinstance(el.tag, str) else ""
-        if tag == "pre":
-            parts.append(f" {code_placeholder} ")
-        elif tag == "img":
-            parts.append(f" {el.get('alt') or ''} ")
-        elif tag == "code":
-            parts.append(f"`{el.text_content()}`")
-        elif tag in ("script", "style"):
-            pass
-        else:
-            if tag in _BLOCK:
-                parts.append(" ")
-            if el.text and tag:
-                parts.append(el.text)
-            for child in el:
-                walk(child)
-            if tag in _BLOCK:
-                parts.append(" ")
-        if el.tail:
-            parts.append(el.tail)
 
-    if root.text:
-        parts.append(root.text)
-    for child in root:
-        walk(child)
-    return fold_space("".join(parts))
+# The text of a parsed fragment, in document order: a block is set off by
+# spaces, <pre> becomes the placeholder, <img> its alt text, <code> its text
+# in backticks; script, style, comments and processing instructions give
+# nothing (XSLT's default rules copy every other text node). An XSLT, run by
+# libxslt, rather than a walk over the tree in Python: several times faster.
+_TEXT_OF = etree.XSLT(
+    etree.XML(
+        f"""\
+<xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform">
+  <xsl:output method="text" encoding="UTF-8"/>
+  <xsl:param name="code"/>
+  <xsl:template match="{"|".join(sorted(_BLOCK - {"pre"}))}">
+    <xsl:text> </xsl:text><xsl:apply-templates/><xsl:text> </xsl:text>
+  </xsl:template>
+  <xsl:template match="pre">
+    <xsl:text> </xsl:text><xsl:value-of select="$code"/><xsl:text> </xsl:text>
+  </xsl:template>
+  <xsl:template match="img">
+    <xsl:text> </xsl:text><xsl:value-of select="@alt"/><xsl:text> </xsl:text>
+  </xsl:template>
+  <xsl:template match="code">
+    <xsl:text>`</xsl:text><xsl:value-of select="."/><xsl:text>`</xsl:text>
+  </xsl:template>
+  <xsl:template match="script|style"/>
+</xsl:stylesheet>"""
+    )
+)
 
 
 def fold_space(text: str) -> str:
