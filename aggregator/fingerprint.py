@@ -42,7 +42,9 @@ FINGERPRINT_VERSION = 1
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
 _TOKEN = re.compile(rf"[{_CJK}]|[^\W{_CJK}]+")
 _CJK_CHAR = re.compile(rf"[{_CJK}]")
-_CJK_RUN = re.compile(rf"[{_CJK}]+")
+#: splits text into the text between CJK runs (even items) and the runs (odd)
+_CJK_RUNS = re.compile(rf"([{_CJK}]+)")
+_WORD = re.compile(rf"[^\W{_CJK}]+")
 #: for ASCII text, which is its own NFKC form and whose casefold is lower():
 #: a token character maps to its lower case, any other character to a space
 _ASCII_TOKENS = str.maketrans(
@@ -130,10 +132,18 @@ def _tokens_and_cjk(text: str) -> tuple[list[str], int]:
         # (several times faster); ASCII has no CJK.
         return text.translate(_ASCII_TOKENS).split(), 0
     folded = unicodedata.normalize("NFKC", text).casefold()
-    # Each CJK character of the folded text is a token of its own (and no
-    # other token holds one), so counting them in the text counts CJK tokens.
-    cjk = len(folded) - len(_CJK_RUN.sub("", folded))
-    return _TOKEN.findall(folded), cjk
+    # Same tokens as _TOKEN.findall(folded), faster: each character of a run
+    # of CJK is a token of its own (list() splits a run in C), and the words
+    # of the text between runs are _TOKEN's other alternative.
+    toks: list[str] = []
+    cjk = 0
+    for i, piece in enumerate(_CJK_RUNS.split(folded)):
+        if i % 2:
+            toks += piece
+            cjk += len(piece)
+        elif piece:
+            toks += _WORD.findall(piece)
+    return toks, cjk
 
 
 def weight(toks: Sequence[str]) -> float:
@@ -267,14 +277,21 @@ def band_keys(signature: Sequence[int]) -> list[int]:
     """One 63-bit LSH bucket key per band; entries sharing a key are candidates."""
     if len(signature) < BANDS * ROWS:
         return []
-    keys = []
-    for b in range(BANDS):
-        values = signature[b * ROWS : (b + 1) * ROWS]
-        raw = struct.pack(f"<BB{ROWS}I", SIGNATURE_VERSION, b, *values)
-        keys.append(
-            int.from_bytes(hashlib.blake2b(raw, digest_size=8).digest(), "little") & _MASK63
+    # Band b hashes struct.pack(f"<BB{ROWS}I", SIGNATURE_VERSION, b, *its values):
+    # the signature is packed once and cut into bands.
+    packed = struct.pack(f"<{BANDS * ROWS}I", *signature[: BANDS * ROWS])
+    width = 4 * ROWS
+    return [
+        int.from_bytes(
+            hashlib.blake2b(prefix + packed[b * width : (b + 1) * width], digest_size=8).digest(),
+            "little",
         )
-    return keys
+        & _MASK63
+        for b, prefix in enumerate(_BAND_PREFIXES)
+    ]
+
+
+_BAND_PREFIXES = [struct.pack("<BB", SIGNATURE_VERSION, b) for b in range(BANDS)]
 
 
 def lsh_keys(text: str, min_weight: float) -> list[int]:

@@ -300,9 +300,14 @@ def html_to_text(fragment: str, code_placeholder: str = "[code]") -> str:
     """
     if not fragment.strip():
         return ""
-    root = lxml_html.fragment_fromstring(fragment, create_parent="div")
+    root = lxml_html.fragment_fromstring(fragment, create_parent="div", parser=_PLAIN_HTML)
     text = _TEXT_OF(root, code=etree.XSLT.strparam(code_placeholder))
     return fold_space(str(text))
+
+
+#: lxml.html's parser with plain elements: lxml.html's own calls a Python
+#: class lookup for each element it hands out, which the text never needs
+_PLAIN_HTML = etree.HTMLParser()
 
 
 # The text of a parsed fragment, in document order: a block is set off by
