@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from functools import cache
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 #: query parameters that only track the reader, never change the article;
@@ -50,7 +51,7 @@ def canonical_url(url: str, extra_tracking: Iterable[str] = ()) -> str:
     if path.endswith(("/index.html", "/index.htm")):
         path = path.rsplit("/", 1)[0] + "/"
     path = path.rstrip("/") or "/"
-    drop = _tracking_matcher(extra_tracking)
+    drop = _tracking_matcher(tuple(extra_tracking))
     query = sorted((k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not drop(k))
     return urlunsplit(("https", host, path, urlencode(query), ""))
 
@@ -69,7 +70,8 @@ def is_article_url(canonical: str) -> bool:
     return parts.path not in ("", "/") or bool(parts.query)
 
 
-def _tracking_matcher(extra: Iterable[str]) -> _Matcher:
+@cache  # one per configured list: built once, not for every link
+def _tracking_matcher(extra: tuple[str, ...]) -> _Matcher:
     names = [n.strip().lower() for n in (*TRACKING_PARAMS, *extra) if n.strip()]
     exact = frozenset(n for n in names if not n.endswith("*"))
     prefixes = tuple(n[:-1] for n in names if n.endswith("*"))
