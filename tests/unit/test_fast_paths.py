@@ -187,6 +187,17 @@ def test_html_to_text_is_the_walk_definition(fragment: str, placeholder: str) ->
     assert tx.html_to_text(fragment, placeholder) == html_to_text_definition(fragment, placeholder)
 
 
+def test_html_to_text_from_concurrent_threads() -> None:
+    def text(i: int) -> str:
+        return tx.html_to_text(
+            f"<p>a{i}</p><pre>x</pre><img alt='q{i}'><code>c<b>{i}</b></code>", f"[c{i}]"
+        )
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(text, range(400)))
+    assert results == [f"a{i} [c{i}] q{i} `c{i}`" for i in range(400)]
+
+
 # -- tokens and weight ------------------------------------------------------------
 
 
