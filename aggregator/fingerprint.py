@@ -42,6 +42,14 @@ FINGERPRINT_VERSION = 1
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
 _TOKEN = re.compile(rf"[{_CJK}]|[^\W{_CJK}]+")
 _CJK_CHAR = re.compile(rf"[{_CJK}]")
+#: splits text into the text between CJK runs (even items) and the runs (odd)
+_CJK_RUNS = re.compile(rf"([{_CJK}]+)")
+_WORD = re.compile(rf"[^\W{_CJK}]+")
+#: for ASCII text, which is its own NFKC form and whose casefold is lower():
+#: a token character maps to its lower case, any other character to a space
+_ASCII_TOKENS = str.maketrans(
+    {c: (c.lower() if _TOKEN.fullmatch(c.lower()) else " ") for c in map(chr, range(128))}
+)
 
 # Feed boilerplate that a platform adds around an article, never part of it.
 # A tail pattern matches only whole sentences at the very end of the
@@ -114,20 +122,51 @@ def strip_boilerplate(text: str) -> str:
 
 def tokens(text: str) -> list[str]:
     """Folded word tokens (CJK: one token per character) of `text`."""
+    return _tokens_and_cjk(text)[0]
+
+
+def _tokens_and_cjk(text: str) -> tuple[list[str], int]:
+    """tokens(text), and how many of them are CJK characters (for weight)."""
+    if text.isascii():
+        # Same tokens as the regex below, from one translate and a split
+        # (several times faster); ASCII has no CJK.
+        return text.translate(_ASCII_TOKENS).split(), 0
     folded = unicodedata.normalize("NFKC", text).casefold()
-    return _TOKEN.findall(folded)
+    # Same tokens as _TOKEN.findall(folded), faster: each character of a run
+    # of CJK is a token of its own (list() splits a run in C), and the words
+    # of the text between runs are _TOKEN's other alternative.
+    toks: list[str] = []
+    cjk = 0
+    for i, piece in enumerate(_CJK_RUNS.split(folded)):
+        if i % 2:
+            toks += piece
+            cjk += len(piece)
+        elif piece:
+            toks += _WORD.findall(piece)
+    return toks, cjk
 
 
 def weight(toks: Sequence[str]) -> float:
     """How much text there is, in words: a CJK character counts half a word."""
     # CJK tokens are single characters: test only those, in one C-level pass.
     cjk = len(_CJK_CHAR.findall("".join([t for t in toks if len(t) == 1])))
-    return (len(toks) - cjk) + cjk / 2
+    return _weight(len(toks), cjk)
+
+
+def _weight(count: int, cjk: int) -> float:
+    """weight() of `count` tokens of which `cjk` are CJK characters."""
+    return (count - cjk) + cjk / 2
 
 
 def article_tokens(text: str) -> list[str]:
     """Tokens of the article itself: boilerplate stripped, then tokenized."""
     return tokens(strip_boilerplate(text))
+
+
+def _article_tokens_and_weight(text: str) -> tuple[list[str], float]:
+    """article_tokens(text) and their weight(), the text folded once."""
+    toks, cjk = _tokens_and_cjk(strip_boilerplate(text))
+    return toks, _weight(len(toks), cjk)
 
 
 def text_fingerprint(text: str) -> str:
@@ -172,22 +211,32 @@ _PERM_B = _PERM[SIGNATURE_SIZE : 2 * SIGNATURE_SIZE].reshape(SIGNATURE_SIZE, 1)
 _COMBINE = [np.uint64(c | 1) for c in (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9)]
 _MIX = np.uint64(0xFF51AFD7ED558CCD)
 _SHIFT32 = np.uint64(32)
-#: distinct tokens seen in this process -> their 64-bit hash (bounded below)
-_TOKEN_HASHES: dict[str, int] = {}
+#: distinct tokens seen in this process -> their 64-bit hash as 8 little-endian
+#: bytes, so a text's hashes join into one buffer numpy reads (bounded below)
+_TOKEN_HASHES: dict[str, bytes] = {}
 _TOKEN_CACHE_MAX = 200_000
 
 
-def _token_hash(token: str) -> int:
+def _token_hash(token: str) -> bytes:
     h = _TOKEN_HASHES.get(token)
     if h is None:
         if len(_TOKEN_HASHES) >= _TOKEN_CACHE_MAX:
             _TOKEN_HASHES.clear()
-        h = int.from_bytes(
-            hashlib.blake2b(token.encode("utf-8"), digest_size=8, salt=b"aggr-tok").digest(),
-            "little",
-        )
+        h = hashlib.blake2b(token.encode("utf-8"), digest_size=8, salt=b"aggr-tok").digest()
         _TOKEN_HASHES[token] = h
     return h
+
+
+def _token_hashes(toks: Sequence[str]) -> Any:
+    """The 64-bit hash of each token, in order (a numpy array)."""
+    # Cache lookups by map() run in C; a None (a token new to this process)
+    # makes join fail, and only then is each token looked at in Python.
+    found = list(map(_TOKEN_HASHES.get, toks))
+    try:
+        raw = b"".join(found)  # type: ignore[arg-type]
+    except TypeError:
+        raw = b"".join([h or _token_hash(t) for t, h in zip(toks, found, strict=True)])
+    return np.frombuffer(raw, dtype="<u8")
 
 
 def _shingle_hashes(toks: Sequence[str], size: int = SHINGLE_SIZE) -> Any:
@@ -197,8 +246,7 @@ def _shingle_hashes(toks: Sequence[str], size: int = SHINGLE_SIZE) -> Any:
     A shingle's hash is its token hashes, each times its position's odd
     constant (so "a b c" and "c b a" differ), summed mod 2**64.
     """
-    get = _TOKEN_HASHES.get
-    hashes = np.array([get(t) or _token_hash(t) for t in toks], dtype=np.uint64)
+    hashes = _token_hashes(toks)
     if 0 < len(hashes) < size:  # one shingle of every token; pad with a fixed value
         hashes = np.concatenate([hashes, np.zeros(size - len(hashes), dtype=np.uint64)])
     n = max(len(hashes) - size + 1, 0)
@@ -218,22 +266,32 @@ def minhash(toks: Sequence[str], size: int = SHINGLE_SIZE) -> tuple[int, ...]:
     # shingle gives a repeated value, which min ignores.
     shingle ^= shingle >> _SHIFT32
     shingle = (shingle * _MIX) >> _SHIFT32
-    permuted = (_PERM_A * shingle + _PERM_B) >> _SHIFT32
-    return tuple(int(v) for v in permuted.min(axis=1))
+    permuted = _PERM_A * shingle
+    permuted += _PERM_B
+    # The top 32 bits of the least value are the least of the top 32 bits
+    # (a shift keeps order): shift 32 minima rather than the whole matrix.
+    return tuple((permuted.min(axis=1) >> _SHIFT32).tolist())
 
 
 def band_keys(signature: Sequence[int]) -> list[int]:
     """One 63-bit LSH bucket key per band; entries sharing a key are candidates."""
     if len(signature) < BANDS * ROWS:
         return []
-    keys = []
-    for b in range(BANDS):
-        values = signature[b * ROWS : (b + 1) * ROWS]
-        raw = struct.pack(f"<BB{ROWS}I", SIGNATURE_VERSION, b, *values)
-        keys.append(
-            int.from_bytes(hashlib.blake2b(raw, digest_size=8).digest(), "little") & _MASK63
+    # Band b hashes struct.pack(f"<BB{ROWS}I", SIGNATURE_VERSION, b, *its values):
+    # the signature is packed once and cut into bands.
+    packed = struct.pack(f"<{BANDS * ROWS}I", *signature[: BANDS * ROWS])
+    width = 4 * ROWS
+    return [
+        int.from_bytes(
+            hashlib.blake2b(prefix + packed[b * width : (b + 1) * width], digest_size=8).digest(),
+            "little",
         )
-    return keys
+        & _MASK63
+        for b, prefix in enumerate(_BAND_PREFIXES)
+    ]
+
+
+_BAND_PREFIXES = [struct.pack("<BB", SIGNATURE_VERSION, b) for b in range(BANDS)]
 
 
 def lsh_keys(text: str, min_weight: float) -> list[int]:
@@ -246,8 +304,7 @@ def lsh_keys(text: str, min_weight: float) -> list[int]:
 
 def text_identity(text: str) -> tuple[str, LshIndex]:
     """text_fingerprint(text) and the text's LSH index, tokenized once."""
-    toks = article_tokens(text)
-    w = weight(toks)
+    toks, w = _article_tokens_and_weight(text)
     return _fingerprint(toks, w), LshIndex(SIGNATURE_VERSION, w, tuple(band_keys(minhash(toks))))
 
 

@@ -85,4 +85,8 @@ def _utc(value: datetime | None) -> datetime | None:
 
 
 def _hash(*parts: str) -> str:
-    return hashlib.sha256(json.dumps(parts, ensure_ascii=False).encode()).hexdigest()[:32]
+    return hashlib.sha256(_JSON.encode(parts).encode()).hexdigest()[:32]
+
+
+#: json.dumps(..., ensure_ascii=False) without building an encoder per call
+_JSON = json.JSONEncoder(ensure_ascii=False)
