@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from aggregator.errors import NormalizeError
 from aggregator.fingerprint import text_identity
 from aggregator.model import Entry, RawItem
-from aggregator.text import first_words, fold_space, html_to_text, sanitize_html
+from aggregator.text import first_words, fold_space, html_to_text, sanitize_html, xml_safe
 from aggregator.urls import canonical_url
 
 #: bump when the hashed fields change, so old hashes are recomputed, not compared
@@ -39,10 +39,15 @@ def normalize(
     dropped from the canonical URL in addition to urls.TRACKING_PARAMS
     (config [dedupe] tracking_params).
     """
-    content_html = sanitize_html(item.content_html, item.base_url or item.link or base_url)
+    # Every string is made XML-safe first: one control character from a feed
+    # would otherwise make lxml refuse the text, and later every output.
+    content_html = sanitize_html(
+        xml_safe(item.content_html), item.base_url or item.link or base_url
+    )
     text = html_to_text(content_html, code_placeholder)
-    title = fold_space(item.title or "") or first_words(text) or "(untitled)"
-    link = item.link or ""
+    title = fold_space(xml_safe(item.title or "")) or first_words(text) or "(untitled)"
+    link = xml_safe(item.link or "")
+    canonical_link = xml_safe(item.canonical_link or "")
     published = _utc(item.published) or _utc(item.updated) or now
     updated = _utc(item.updated) or published
     if not allow_future:
@@ -50,22 +55,22 @@ def normalize(
         published = min(published, now)
         updated = min(updated, now)
     updated = max(updated, published)
-    guid = item.guid or link or _hash("guid", title, published.isoformat(), text)
+    guid = xml_safe(item.guid or "") or link or _hash("guid", title, published.isoformat(), text)
     if not guid:
         raise NormalizeError(f"{item.location}: entry has no id, link or content")
-    tags = tuple(dict.fromkeys(t for t in (fold_space(t) for t in item.tags) if t))
-    summary = fold_space(item.summary) if item.summary else None
+    tags = tuple(dict.fromkeys(t for t in (fold_space(xml_safe(t)) for t in item.tags) if t))
+    summary = fold_space(xml_safe(item.summary)) if item.summary else None
     fingerprint, lsh = text_identity(text)
     return Entry(
         guid=guid,
         title=title,
         link=link,
-        canonical_url=canonical_url(item.canonical_link or link, tracking_params)
-        if (item.canonical_link or link)
+        canonical_url=canonical_url(canonical_link or link, tracking_params)
+        if (canonical_link or link)
         else "",
         published=published,
         updated=updated,
-        author=fold_space(item.author or ""),
+        author=fold_space(xml_safe(item.author or "")),
         content_html=content_html,
         text=text,
         summary=summary,

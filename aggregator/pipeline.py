@@ -298,7 +298,10 @@ class _FeedRun:
         )  # fmt: skip
 
     def _read_here(self, fetched: FetchResult) -> FeedReading:
-        return read_feed(*self._read_args(fetched))
+        try:
+            return read_feed(*self._read_args(fetched))
+        except Exception as e:  # a bug: this feed fails, the run goes on
+            return _internal_error(fetched, e)
 
     async def _read_in_pool(self, fetched: FetchResult, digest: str | None) -> None:
         pool = parser_pool(self.workers)
@@ -311,8 +314,7 @@ class _FeedRun:
             discard_pool(pool)
             reading = FeedReading(error="the parser process died while reading this feed")
         except Exception as e:  # a bug: this feed fails, the run goes on
-            log.exception("%s: reading the feed failed", fetched.url)
-            reading = FeedReading(error=f"internal error while reading this feed: {e!r}")
+            reading = _internal_error(fetched, e)
         self._finish(fetched, digest, reading)
 
     def _finish(self, fetched: FetchResult, digest: str | None, parsed: FeedReading | None) -> None:
@@ -401,6 +403,13 @@ class _FeedRun:
         self.results.append(result)
         if self.progress:
             self.progress(len(self.results), len(self.due), result)
+
+
+def _internal_error(fetched: FetchResult, error: Exception) -> FeedReading:
+    """A bug met while reading one feed: logged with its traceback, and the
+    feed fails with a message saying so."""
+    log.error("%s: reading the feed failed", fetched.url, exc_info=error)
+    return FeedReading(error=f"internal error while reading this feed: {error!r}")
 
 
 def find_feed(config: Config, url: str) -> tuple[str, str | None]:

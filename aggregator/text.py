@@ -212,7 +212,7 @@ def _cleaner(data: bool, rebase: bool) -> nh3.Cleaner:
     )
 
 
-def _rebase_link(link: str) -> str:
+def _rebase_link(link: str) -> str | None:
     """`link` made absolute against the base of the sanitize_html call under way."""
     base_url, origin = _LINK_BASE.get()
     return _rebase(base_url, origin, link)
@@ -236,16 +236,20 @@ def _origin(base_url: str) -> str | None:
     return f"{base.scheme}://{base.netloc}"
 
 
-def _rebase(base_url: str, origin: str | None, link: str) -> str:
+def _rebase(base_url: str, origin: str | None, link: str) -> str | None:
     """A relative link made absolute, as rebase_links does it (a scheme-relative
-    //host/path stays as it is). `origin` is _origin(base_url)."""
+    //host/path stays as it is); None, which drops the attribute, for a link
+    that does not parse as a URL ("//[x"). `origin` is _origin(base_url)."""
     if origin and link[:1] == "/" and link[1:2] != "/" and not _NOT_PLAIN_PATH.search(link):
         # Fast path, same result: urljoin of an absolute path with nothing to
         # resolve is the base's scheme and host followed by the path.
         return origin + link
-    if urlsplit(link).scheme or link.startswith("//"):
-        return link
-    return urljoin(base_url, link)
+    try:
+        if urlsplit(link).scheme or link.startswith("//"):
+            return link
+        return urljoin(base_url, link)
+    except ValueError:
+        return None
 
 
 def absolutize_links(fragment: str, base_url: str) -> str:
@@ -270,7 +274,10 @@ def rebase_links(
         return fragment
     root = lxml_html.fragment_fromstring(fragment, create_parent="div")
     for el, attr, link, _pos in list(root.iterlinks()):
-        if attr is None or urlsplit(link).scheme or link.startswith("//"):
+        try:
+            if attr is None or urlsplit(link).scheme or link.startswith("//"):
+                continue
+        except ValueError:  # "//[x" is no URL: left as written (the sanitizer drops it)
             continue
         if attr == "href" and not (is_file and not link.startswith("#") and is_file(link)):
             base = href_base
@@ -337,6 +344,17 @@ _TEXT_OF = etree.XSLT(
 </xsl:stylesheet>"""
     )
 )
+
+
+#: characters XML 1.0 cannot carry: C0 controls but tab, LF and CR, and
+#: U+FFFE, U+FFFF. Our feeds are XML and lxml refuses them outright, so one
+#: such character from a feed would stop every output from being written.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def xml_safe(text: str) -> str:
+    """`text` with each character XML cannot carry replaced by a space."""
+    return _NOT_XML.sub(" ", text) if _NOT_XML.search(text) else text
 
 
 def fold_space(text: str) -> str:

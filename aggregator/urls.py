@@ -48,7 +48,10 @@ def canonical_url(url: str, extra_tracking: Iterable[str] = ()) -> str:
 
 def _parsed_canonical_url(url: str, extra_tracking: Iterable[str]) -> str:
     """canonical_url for any URL, by parsing it."""
-    parts = urlsplit(url.strip())
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:  # "http://[": not a URL at all; keep the link as written
+        return url.strip()
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
         return url.strip()
@@ -88,7 +91,10 @@ def _parsed_is_article_url(canonical: str) -> bool:
     """is_article_url for any string, by parsing it."""
     if not canonical:
         return False
-    parts = urlsplit(canonical)
+    try:
+        parts = urlsplit(canonical)
+    except ValueError:  # as written, not a URL: it names nothing else either
+        return True
     if parts.scheme != "https":
         return True
     return parts.path not in ("", "/") or bool(parts.query)

@@ -8,6 +8,7 @@ worker.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -16,6 +17,8 @@ from aggregator.model import Entry, Failure, FeedMeta, RawItem, Source
 from aggregator.normalize import normalize
 from aggregator.sources import schedule
 from aggregator.sources.parse import ParseSettings, parse
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -88,4 +91,7 @@ def normalize_items(
             )  # fmt: skip
         except NormalizeError as e:
             failures.append(Failure(item.location, str(e)))
+        except Exception as e:  # a bug: this item fails, the feed's others go on
+            log.error("%s: normalizing failed", item.location, exc_info=e)
+            failures.append(Failure(item.location, f"internal error: {e!r}"))
     return batch, failures

@@ -200,7 +200,10 @@ def _canonical_link(entry: Any, feed_url: str) -> str | None:
     for link in entry.get("links") or []:
         href = _str(link.get("href"))
         if href and str(link.get("rel", "")).lower() == "canonical":
-            return urljoin(feed_url, href)
+            try:
+                return urljoin(feed_url, href)
+            except ValueError:  # "http://[": no URL, no canonical link
+                return None
     return _str(entry.get("feedburner_origlink"))
 
 

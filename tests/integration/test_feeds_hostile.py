@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import re
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -12,6 +13,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from aggregator import pipeline
 from aggregator.config import Config
 from tests.integration.feedkit import atom, feed_result, ingest, make_config, opened, titles
 
@@ -201,3 +203,56 @@ def test_entries_beyond_the_cap_are_dropped(httpserver: HTTPServer, tmp_path: Pa
     url = httpserver.url_for("/many")
     config = make_config(tmp_path, [url], max_entries=5)
     assert feed_result(ingest(config, NOW), url).new == 5
+
+
+BROKEN_URLS = """<entry><id>urn:broken</id><title>Broken links</title>
+<link href="http://[broken"/><link rel="canonical" href="http://[x/"/>
+<link rel="enclosure" type="audio/mpeg" href="http://[y/a.mp3"/>
+<updated>2026-11-09T00:00:00Z</updated>
+<content type="html">&lt;p&gt;See &lt;a href="//[z/"&gt;this&lt;/a&gt; and
+&lt;a href="http://[w/"&gt;that&lt;/a&gt;
+&lt;img src="[v" alt="pic"&gt;&lt;/p&gt;</content></entry>"""
+
+
+@pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.parametrize("workers", [0, 2])
+def test_urls_that_do_not_parse_cost_nothing_but_themselves(
+    httpserver: HTTPServer, tmp_path: Path, workers: int
+) -> None:
+    # "http://[..." makes Python's URL parser raise: a link like that must not
+    # lose the entry, let alone the feed.
+    urls = []
+    for i in range(4 if workers else 1):
+        httpserver.expect_request(f"/b{i}").respond_with_data(
+            atom(2, prefix=f"b{i}-", extra=BROKEN_URLS)
+        )
+        urls.append(httpserver.url_for(f"/b{i}"))
+    config = make_config(tmp_path, urls, parse_workers=workers)
+    report = ingest(config, NOW)
+    assert report.failures == ()
+    assert feed_result(report, urls[0]).new == 3
+    assert "Broken links" in titles(config, NOW)
+
+
+CONTROLS = """<entry><id>urn:ctl\x01</id><title>Con\x02trol \x1ccharacters</title>
+<link href="https://c.example/p\x03/"/><author><name>An\x04on</name></author>
+<category term="t\x05ag"/><updated>2026-11-09T00:00:00Z</updated>
+<content type="html">\x1c&lt;p&gt;Bell\x07 and
+&lt;b&gt;null\x0b&lt;/b&gt;.&lt;/p&gt;</content></entry>"""
+
+
+def test_control_characters_never_reach_the_outputs(httpserver: HTTPServer, tmp_path: Path) -> None:
+    # XML 1.0 cannot carry them, and lxml refuses a string that has one: they
+    # must not cost the entry, the feed, or the build of every output.
+    httpserver.expect_request("/ctl").respond_with_data(atom(1, extra=CONTROLS))
+    url = httpserver.url_for("/ctl")
+    config = make_config(tmp_path, [url])
+    report = ingest(config, NOW)
+    assert report.failures == ()
+    assert feed_result(report, url).new == 2
+    with opened(config) as store:
+        build = pipeline.build(config, store, NOW)
+    assert build.failures == ()
+    feed = (config.output.dir / "feed.atom").read_text(encoding="utf-8")
+    assert "Con trol characters" in feed
+    assert not re.search("[\x00-\x08\x0b\x0c\x0e-\x1f]", feed)
