@@ -434,18 +434,45 @@ class Store:
     ) -> None:
         """For many feeds at once (one transaction): the new fetch state, and the
         outcome of the check as `record_check` records it (error or None)."""
+        # One statement per kind of row, not three per feed: an ingest of 500
+        # feeds ends here, and every feed's state changes.
+        latest = {source_id: (state, error) for source_id, state, error in checks}
+        if not latest:
+            return
         with self._tx() as conn:
-            for source_id, state, error in checks:
-                _put_feed_state(conn, source_id, state)
-                conn.execute(
-                    update(sources)
-                    .where(sources.c.id == source_id)
-                    .values(
-                        last_checked=when,
-                        last_status="error" if error else "ok",
-                        last_error=error,
-                    )
+            have: set[int] = set()
+            for chunk in _chunks(latest):
+                have.update(
+                    conn.execute(
+                        select(feed_state.c.source_id).where(feed_state.c.source_id.in_(chunk))
+                    ).scalars()
                 )
+            known = [
+                {"_id": i, **_feed_state_values(st)} for i, (st, _) in latest.items() if i in have
+            ]
+            new = [
+                {"source_id": i, **_feed_state_values(st)}
+                for i, (st, _) in latest.items()
+                if i not in have
+            ]
+            if known:
+                conn.execute(
+                    update(feed_state).where(feed_state.c.source_id == bindparam("_id")), known
+                )
+            if new:
+                conn.execute(feed_state.insert(), new)
+            conn.execute(
+                update(sources).where(sources.c.id == bindparam("_id")),
+                [
+                    {
+                        "_id": i,
+                        "last_checked": when,
+                        "last_status": "error" if error else "ok",
+                        "last_error": error,
+                    }
+                    for i, (_, error) in latest.items()
+                ],
+            )
 
     def ensure_sources(self, many: Sequence[Source]) -> dict[str, int]:
         """`ensure_source` for many sources in one transaction: key -> id."""
@@ -1365,8 +1392,8 @@ def _delivery(r: Any) -> Delivery:
     )  # fmt: skip
 
 
-def _put_feed_state(conn: Connection, source_id: int, state: FeedState) -> None:
-    values = {
+def _feed_state_values(state: FeedState) -> dict[str, Any]:
+    return {
         "etag": state.etag,
         "last_modified": state.last_modified,
         "body_hash": state.body_hash,
@@ -1376,6 +1403,10 @@ def _put_feed_state(conn: Connection, source_id: int, state: FeedState) -> None:
         "moved_to": state.moved_to,
         "last_success": state.last_success,
     }
+
+
+def _put_feed_state(conn: Connection, source_id: int, state: FeedState) -> None:
+    values = _feed_state_values(state)
     done = conn.execute(
         update(feed_state).where(feed_state.c.source_id == source_id).values(**values)
     )
