@@ -12,7 +12,7 @@ from aggregator import pipeline
 from aggregator.dedupe import DedupeSettings
 from aggregator.fingerprint import text_identity
 from aggregator.model import DupeLink, LshIndex, SourceKind
-from aggregator.store import Store
+from aggregator.store import Store, UpsertResult
 from tests.databases import Databases
 from tests.dedupe_corpus import NOW, Case, cluster_case, entries_of, judge_case, load_cases
 from tests.factories import T0, entry, source
@@ -150,3 +150,30 @@ def test_a_whole_store_pass_indexes_stale_and_missing_indexes_from_the_text(stor
     assert sorted(buckets) == sorted(index.keys)
     assert all(sorted(members) == ids[:3] for members in buckets.values())
     assert store.dedupe_dirty_ids() == []
+
+
+def test_dedupe_looks_at_new_edited_gone_and_returning_entries_only(store: Store) -> None:
+    sid = store.ensure_source(source(key="feed", name="F"))
+    posts = [entry(guid=f"p{n}", text=f"post {n}") for n in range(3)]
+    assert store.upsert_feeds([(sid, posts, None)], T0) == [UpsertResult(3, 0)]
+    p0, p1, p2 = sorted(c.id for c in store.dedupe_candidates())
+    assert store.dedupe_dirty_ids() == [p0, p1, p2]
+    store.clear_dedupe_dirty([p0, p2])
+    assert store.dedupe_dirty_ids() == [p1]
+    store.clear_dedupe_dirty([p1, p1])
+    assert store.dedupe_dirty_ids() == []
+
+    store.upsert_entries(sid, posts, T0)  # the same again: nothing to look at
+    assert store.dedupe_dirty_ids() == []
+    edited = entry(guid="p2", text="post 2, edited", content_hash="h2")
+    store.upsert_entries(sid, [edited, *posts[:2]], T0)
+    store.upsert_entries(sid, [edited], T0)  # queued once, however often
+    assert store.dedupe_dirty_ids() == [p2]
+    store.clear_dedupe_dirty([p2])
+
+    assert store.mark_gone(sid, ["p0", "p2"]) == 1
+    assert store.dedupe_dirty_ids() == [p1]
+    store.clear_dedupe_dirty([p1])
+    store.upsert_entries(sid, [posts[1]], T0)  # back in the feed
+    assert store.dedupe_dirty_ids() == [p1]
+    assert {c.id for c in store.dedupe_candidates()} == {p0, p1, p2}

@@ -16,7 +16,7 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Column, Integer, MetaData, create_engine, inspect, select, text
+from sqlalchemy import Boolean, Column, Integer, MetaData, create_engine, inspect, select, text
 
 from aggregator import migrations
 from aggregator.errors import StoreError
@@ -118,17 +118,65 @@ def test_a_database_made_before_migrations_is_adopted_with_its_rows(database_url
         sid = conn.execute(select(sources.c.id)).scalar_one()
         initial = set(migrations.initial_schema()["entries"])
         values = {k: v for k, v in _entry_values(entry(guid="kept")).items() if k in initial}
-        conn.execute(entries.insert().values(source_id=sid, first_seen=T0, **values))
+        # entries.dedupe_dirty: the old code's flag, a queue of its own since
+        old_entries = entries.to_metadata(MetaData())
+        old_entries.append_column(Column("dedupe_dirty", Boolean, nullable=False))
+        conn.execute(
+            old_entries.insert().values(source_id=sid, first_seen=T0, dedupe_dirty=True, **values)
+        )
     engine.dispose()
 
     store = Store.open(database_url)
     try:
         assert revision_of(database_url) == migrations.heads()
         assert [s.entry.guid for s in store.visible_entries(T0)] == ["kept"]
+        assert len(store.dedupe_dirty_ids()) == 1  # dedupe will still look at it
         assert store.ensure_source(source(key="https://old.example/feed")) == sid
     finally:
         store.close()
     assert schema_diff(database_url) == []
+
+
+def test_dirty_flags_become_the_dedupe_queue_and_back(database_url: str) -> None:
+    """Revision 0003 moved entries.dedupe_dirty into a table of its own."""
+    parent = default_sqlite_parent(database_url)
+    if parent is not None:
+        parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(database_url)
+    with engine.begin() as conn:
+        command.upgrade(migrations.alembic_config(conn), "0002")
+        conn.execute(sources.insert().values(kind=str(SourceKind.FEED), key="f", name="F"))
+        sid = conn.execute(select(sources.c.id)).scalar_one()
+        old_entries = entries.to_metadata(MetaData())
+        old_entries.append_column(Column("dedupe_dirty", Boolean, nullable=False))
+        for n, dirty in enumerate((True, False, True)):
+            values = _entry_values(entry(guid=f"p{n}"))
+            conn.execute(
+                old_entries.insert().values(source_id=sid, first_seen=T0, dedupe_dirty=dirty,
+                                            **values)
+            )  # fmt: skip
+        flags = dict(conn.execute(select(old_entries.c.id, old_entries.c.dedupe_dirty)).all())
+    engine.dispose()
+
+    store = Store.open(database_url)
+    try:
+        assert store.dedupe_dirty_ids() == [i for i, dirty in sorted(flags.items()) if dirty]
+        assert len(store.dedupe_candidates()) == 3
+    finally:
+        store.close()
+    assert schema_diff(database_url) == []
+
+    engine = create_engine(database_url)
+    with engine.begin() as conn:
+        command.downgrade(migrations.alembic_config(conn), "0002")
+        columns = {c["name"] for c in inspect(conn).get_columns("entries")}
+        assert "dedupe_dirty" in columns
+        assert not inspect(conn).has_table("dedupe_queue")
+        back: dict[int, Any] = dict(
+            conn.execute(text("SELECT id, dedupe_dirty FROM entries")).all()
+        )
+    engine.dispose()
+    assert {i: bool(v) for i, v in back.items()} == flags
 
 
 def test_a_partial_old_database_is_refused_and_left_alone(database_url: str) -> None:
