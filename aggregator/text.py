@@ -450,6 +450,8 @@ def excerpt(text: str, length: int, ellipsis: str = "...") -> str:
     while cut > 0 and text[cut - 1] in _OPENERS and not blocked[cut - 1]:
         cut -= 1
     kept = text[:cut]
+    if kept.endswith(".") and ellipsis.startswith("."):
+        kept = kept[:-1]  # "dinner..." rather than "dinner...."
     return kept + ellipsis if kept else ellipsis
 
 

@@ -65,6 +65,12 @@ def test_prefers_a_sentence_end_in_the_last_fifth() -> None:
     assert excerpt(text, 20) == "第一句话写在这里。第二句话很长很长很长很..."
 
 
+def test_a_cut_after_a_full_stop_has_no_fourth_dot() -> None:
+    text = "We met for dinner. Then we walked home along the river."
+    assert excerpt(text, 20) == "We met for dinner..."
+    assert excerpt(text, 20, ellipsis=" …") == "We met for dinner. …"
+
+
 def test_math_spans_are_never_cut() -> None:
     text = r"核心只有一行：$z_q = \arg\min_k \|z_e - e_k\|_2$，也就是最近的码字。"
     for length in range(1, grapheme_count(text)):
