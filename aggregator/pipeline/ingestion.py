@@ -74,7 +74,8 @@ from aggregator.store import Store
 from aggregator.workers import discard as discard_pool
 from aggregator.workers import parser_pool
 
-log = logging.getLogger(__name__)
+# The name log lines have always carried (this was aggregator/pipeline.py).
+log = logging.getLogger("aggregator.pipeline")
 
 
 #: called with (feeds done, feeds to fetch, the latest result or None at the start)
