@@ -101,4 +101,4 @@ def test_sql_is_written_only_in_store() -> None:
 def test_the_walk_sees_the_modules() -> None:
     names = {m for m, _ in modules()}
     assert {"store", "pipeline", "sources.fetch", "sources.parse", "render.atom", "cli"} <= names
-    assert "pipeline.ingestion" in names
+    assert {"pipeline.ingestion", "pipeline.mailing"} <= names
