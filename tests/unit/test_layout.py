@@ -26,7 +26,7 @@ OWNED = {
     # the HTTP shell: the app and its server live in web.py, the scheduler in daemon.py
     "starlette": {"web"},
     "uvicorn": {"web"},
-    "apscheduler": {"daemon", "schedule"},
+    "apscheduler": {"daemon", "email_schedule"},
     # MinHash signatures, vectorized (the dedupe index is computed in the parsing workers)
     "numpy": {"fingerprint"},
 }
@@ -101,4 +101,4 @@ def test_sql_is_written_only_in_store() -> None:
 def test_the_walk_sees_the_modules() -> None:
     names = {m for m, _ in modules()}
     assert {"store", "pipeline", "sources.fetch", "sources.parse", "render.atom", "cli"} <= names
-    assert {"pipeline.ingestion", "pipeline.mailing"} <= names
+    assert {"pipeline.ingestion", "pipeline.mailing", "email_schedule"} <= names
