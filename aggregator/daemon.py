@@ -56,9 +56,9 @@ from apscheduler.triggers.interval import IntervalTrigger
 from aggregator import clock, jobs, web
 from aggregator import config as config_mod
 from aggregator.config import Config
+from aggregator.email_schedule import weekly_trigger
 from aggregator.errors import AggregatorError, ConfigError
 from aggregator.lock import LockHeld, hold
-from aggregator.schedule import weekly_trigger
 from aggregator.store import SCHEDULER_TABLE, Store
 
 log = logging.getLogger(__name__)

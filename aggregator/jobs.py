@@ -26,9 +26,9 @@ from typing import Any
 from aggregator import clock, pipeline
 from aggregator.config import Config
 from aggregator.deliver.files import remove_stale_temp_files
+from aggregator.email_schedule import next_fire
 from aggregator.errors import AggregatorError
 from aggregator.model import BuildReport, IngestReport, Run, SendReport
-from aggregator.schedule import next_fire
 from aggregator.store import Store
 
 log = logging.getLogger(__name__)

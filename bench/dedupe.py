@@ -277,7 +277,7 @@ The first-ingest target (<= 1.0 s) is for bench.fetch's 500 feeds, 17,306
 entries with no copies among them; this synthetic set has 10% copies, so
 judging their near pairs and writing their links add a few tenths.
 A dirty set of at least 1,000 entries and a quarter of the store (a first
-ingest) is judged in one whole-store pass (pipeline.WHOLE_STORE_SHARE);
+ingest) is judged in one whole-store pass (pipeline.deduplication.WHOLE_STORE_SHARE);
 the +{args.batch:,} round stays incremental.
 <!-- /bench:dedupe -->"""
     text = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"

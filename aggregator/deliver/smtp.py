@@ -35,7 +35,7 @@ as dead). On restart:
   same Message-ID so clients can recognise the copy.
 
 Not here: what goes in the message (deliver/message.py), which issue and
-which subscribers (pipeline.py).
+which subscribers (pipeline/mailing.py).
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from aggregator import pipeline
 from aggregator.config import Config
 from aggregator.digest import entry_excerpt
 from aggregator.model import Entry, RawItem, SourceResult, StoredEntry
+from aggregator.pipeline import ingestion
 from aggregator.sources import content_scan
 from aggregator.store import Store
 from tests.databases import Databases
@@ -54,7 +55,7 @@ def post(root: Path, rel: str, text: str) -> Path:
 def ingest(cfg: Config, now: datetime = NOW, workers: int | None = None) -> SourceResult:
     store = Store.open(cfg.database.url)
     try:
-        return pipeline._ingest_content(cfg, store, now, workers)
+        return ingestion._ingest_content(cfg, store, now, workers)
     finally:
         store.close()
 
@@ -137,7 +138,7 @@ def test_a_touched_file_costs_a_hash_not_a_parse(root: Path) -> None:
     store = Store.open(cfg.database.url)
     source_id = store.ensure_source(cfg.content_source)
     scanner = content_scan.Scanner(
-        pipeline._content_settings(cfg), store.content_files(source_id), _no_parse
+        ingestion._content_settings(cfg), store.content_files(source_id), _no_parse
     )
     assert content_scan.entries_of(scanner.batches()) == []
     assert (scanner.outcome.read, scanner.outcome.parsed) == (1, 0)
@@ -145,7 +146,7 @@ def test_a_touched_file_costs_a_hash_not_a_parse(root: Path) -> None:
     store.save_content_files(source_id, scanner.outcome.states, scanner.outcome.removed)
     # the new mtime is remembered: next time it is not even read
     scanner = content_scan.Scanner(
-        pipeline._content_settings(cfg), store.content_files(source_id), _no_parse
+        ingestion._content_settings(cfg), store.content_files(source_id), _no_parse
     )
     content_scan.entries_of(scanner.batches())
     assert scanner.outcome.read == 0

@@ -12,6 +12,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from aggregator import pipeline, workers
+from aggregator.pipeline import ingestion
 from tests.integration.feedkit import atom, feed_result, ingest, make_config, opened, titles
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -72,7 +73,7 @@ def test_feeds_stored_in_batches_are_each_counted(
     httpserver: HTTPServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A transaction every 4 entries: feeds of 3 are stored two at a time.
-    monkeypatch.setattr(pipeline, "STORE_BATCH", 4)
+    monkeypatch.setattr(ingestion, "STORE_BATCH", 4)
     urls = serve(httpserver, "one")
     config = make_config(tmp_path, urls, parse_workers=2)
     seen: list[int] = []

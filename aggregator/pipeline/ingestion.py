@@ -1,0 +1,414 @@
+"""Ingest: the content directory and the feeds into the store, then dedupe.
+
+ingest() and the feed-management helpers (find_feed, read_opml, export_opml).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import replace
+from datetime import datetime, timedelta
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from aggregator.config import Config
+from aggregator.errors import SourceError
+from aggregator.model import (
+    Failure,
+    FeedState,
+    IngestReport,
+    Source,
+    SourceResult,
+)
+from aggregator.normalize import normalize
+from aggregator.pipeline.deduplication import dedupe_changed
+from aggregator.sources import content, content_scan, feeds, opml, schedule
+from aggregator.sources.feed_entries import EntrySettings, FeedReading, read_feed
+from aggregator.sources.fetch import (
+    FetchRequest,
+    FetchResult,
+    FetchSettings,
+    FetchStatus,
+    fetch_all,
+    run_async,
+)
+from aggregator.sources.parse import ParseSettings
+from aggregator.store import Store
+from aggregator.workers import discard as discard_pool
+from aggregator.workers import parser_pool
+
+# The name log lines have always carried (this was aggregator/pipeline.py).
+log = logging.getLogger("aggregator.pipeline")
+
+
+#: called with (feeds done, feeds to fetch, the latest result or None at the start)
+Progress = Callable[[int, int, SourceResult | None], None]
+
+
+def ingest(
+    config: Config,
+    store: Store,
+    now: datetime,
+    *,
+    all_feeds: bool = False,
+    progress: Progress | None = None,
+) -> IngestReport:
+    """Read the content directory and the feeds that are due into the store, then dedupe.
+
+    A feed is due when its schedule says so (see sources/schedule.py);
+    `all_feeds` fetches every feed that is not disabled. The daemon calls this
+    every minute or so: feeds not due cost one database read.
+    """
+    results = [_ingest_content(config, store, now)]
+    results += _ingest_feeds(config, store, now, all_feeds, progress)
+    linked = dedupe_changed(config, store)
+    return IngestReport(results=tuple(results), linked=linked)
+
+
+def _content_settings(config: Config) -> content.ContentSettings:
+    return content.ContentSettings(
+        dir=config.content.dir,
+        base_url=config.site.base_url,
+        permalink=config.content.permalink,
+        timezone=config.site.tz,
+        author=config.site.author,
+        encoding=config.content.encoding,
+        max_size=config.content.max_size,
+        code_placeholder=config.content.code_placeholder,
+    )
+
+
+def _ingest_content(
+    config: Config, store: Store, now: datetime, workers: int | None = None
+) -> SourceResult:
+    source = config.content_source
+    source_id = store.ensure_source(source)
+    settings = _content_settings(config)
+    # normalize runs in the scan's worker processes: a partial of a module
+    # function pickles, and keeps sources from importing another stage.
+    finish = partial(
+        normalize,
+        base_url=config.site.base_url,
+        now=now,
+        allow_future=True,
+        code_placeholder=config.content.code_placeholder,
+        tracking_params=config.dedupe.tracking_params,
+    )
+    scanner = content_scan.Scanner(settings, store.content_files(source_id), finish, workers)
+    new = changed = items = 0
+    for batch in scanner.batches():
+        result = store.upsert_entries(source_id, batch, now)
+        new, changed, items = new + result.new, changed + result.changed, items + len(batch)
+    out = scanner.outcome
+    # A deleted post (or one turned draft) leaves the digest; its row stays.
+    # A broken file counts as present under its last good guid, so it keeps
+    # its last good version; other deletions still apply.
+    if not any(f.location == str(settings.dir) for f in out.failures):
+        store.mark_gone(source_id, out.present)
+    store.save_content_files(source_id, out.states, out.removed)
+    store.record_check(source_id, now, _summary(out.failures))
+    for w in out.warnings:
+        log.warning("%s", w)
+    return SourceResult(
+        source=source,
+        items=items,
+        new=new,
+        changed=changed,
+        failures=tuple(out.failures),
+        warnings=tuple(out.warnings),
+    )
+
+
+# -- feeds (issue 4) ---------------------------------------------------------
+# Fetch concurrently (asyncio + httpx), and as each body arrives parse and
+# normalize it in a pool of worker processes (feedparser and the HTML work
+# hold the GIL; processes use every core; the pool is kept across ingests, see
+# workers.py). The store is written here, in the main process, as results come
+# back, in transactions of about STORE_BATCH entries.
+
+#: below this many feeds to fetch, parse in this process: starting workers costs more
+POOL_MIN_FEEDS = 4
+#: entries read from feeds are stored in transactions of about this many (one
+#: commit per feed cost more than the inserts themselves)
+STORE_BATCH = 1000
+
+
+def fetch_settings(config: Config) -> FetchSettings:
+    """The [fetch] section as the fetcher's settings."""
+    f = config.fetch
+    return FetchSettings(
+        concurrency=f.concurrency,
+        per_host=f.per_host,
+        connect_timeout=f.connect_timeout,
+        read_timeout=f.read_timeout,
+        total_timeout=f.total_timeout,
+        max_bytes=f.max_bytes,
+    )
+
+
+def _schedule_settings(config: Config) -> schedule.ScheduleSettings:
+    f = config.fetch
+    return schedule.ScheduleSettings(
+        min_interval=timedelta(minutes=f.min_interval_minutes),
+        max_interval=timedelta(minutes=f.max_interval_minutes),
+        backoff_cap=timedelta(minutes=f.backoff_cap_minutes),
+    )
+
+
+def entry_settings(config: Config) -> EntrySettings:
+    """How items become entries, from config."""
+    return EntrySettings(
+        tracking_params=config.dedupe.tracking_params,
+        code_placeholder=config.content.code_placeholder,
+    )
+
+
+def _ingest_feeds(
+    config: Config, store: Store, now: datetime, all_feeds: bool, progress: Progress | None
+) -> list[SourceResult]:
+    configured = config.feed_sources
+    states = store.feed_states([s.key for s in configured])
+    results: dict[str, SourceResult] = {}
+    due: list[Source] = []
+    for s in configured:
+        st = states.get(s.key, FeedState())
+        if st.disabled_reason:
+            results[s.key] = SourceResult(source=s, fetch="disabled")
+        elif all_feeds or schedule.is_due(st.next_fetch, now):
+            due.append(s)
+        else:
+            results[s.key] = SourceResult(source=s, fetch="not due")
+    if due:
+        run = _FeedRun(config, store, now, due, states, progress)
+        if run.use_pool:
+            # Before the event loop starts its threads: the workers can be forked.
+            parser_pool(run.workers)
+        for r in run_async(run.go):
+            results[r.source.key] = r
+    return [results[s.key] for s in configured]
+
+
+class _FeedRun:
+    """One concurrent fetch-and-parse of the due feeds; the shell around the pure parts."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        now: datetime,
+        due: Sequence[Source],
+        states: Mapping[str, FeedState],
+        progress: Progress | None,
+    ) -> None:
+        self.config, self.store, self.now = config, store, now
+        self.due = {s.key: s for s in due}
+        self.states = states
+        self.progress = progress
+        self.ids = store.ensure_sources(due)
+        self.sched = _schedule_settings(config)
+        self.entry_settings = entry_settings(config)
+        self.parse_settings = ParseSettings(
+            timeout=config.fetch.parse_timeout, max_entries=config.fetch.max_entries
+        )
+        self.results: list[SourceResult] = []
+        #: feed states and checks written together at the end (one transaction)
+        self.checks: list[tuple[int, FeedState, str | None]] = []
+        #: feeds read but not yet stored: (key, new state, reading)
+        self.unstored: list[tuple[str, FeedState, FeedReading]] = []
+        self.unstored_entries = 0
+        # Parsing here can be cut short by a timer only in a main thread.
+        in_main = threading.current_thread() is threading.main_thread()
+        self.use_pool = len(self.due) >= POOL_MIN_FEEDS or not in_main
+        self.workers = config.fetch.parse_workers or os.cpu_count() or 1
+
+    async def go(self) -> list[SourceResult]:
+        requests = []
+        for s in self.due.values():
+            st = self.states.get(s.key, FeedState())
+            requests.append(FetchRequest(s.key, st.moved_to or s.key, st.etag, st.last_modified))
+        if self.progress:
+            self.progress(0, len(requests), None)
+        pending: set[asyncio.Task[None]] = set()
+        try:
+            async for fetched in fetch_all(requests, fetch_settings(self.config)):
+                st = self.states.get(fetched.request.key, FeedState())
+                ok = fetched.status is FetchStatus.OK
+                digest = hashlib.sha256(fetched.body).hexdigest() if ok else None
+                if ok and digest != st.body_hash:
+                    if self.use_pool:
+                        task = asyncio.ensure_future(self._read_in_pool(fetched, digest))
+                        pending.add(task)
+                        task.add_done_callback(pending.discard)
+                    else:
+                        self._finish(fetched, digest, self._read_here(fetched))
+                else:
+                    self._finish(fetched, digest, None)
+            if pending:
+                await asyncio.gather(*pending)
+            self._store()
+        finally:
+            for task in pending:
+                task.cancel()
+            # Feeds read but not stored (an interruption) keep their old
+            # state, so the next run fetches them again.
+            self.store.record_feed_checks(self.checks, self.now)
+        return self.results
+
+    def _read_args(self, fetched: FetchResult) -> tuple[Any, ...]:
+        source = self.due[fetched.request.key]
+        return (
+            fetched.body, fetched.headers, fetched.url, source, self.now, self.parse_settings,
+            self.entry_settings,
+        )  # fmt: skip
+
+    def _read_here(self, fetched: FetchResult) -> FeedReading:
+        try:
+            return read_feed(*self._read_args(fetched))
+        except Exception as e:  # a bug: this feed fails, the run goes on
+            return _internal_error(fetched, e)
+
+    async def _read_in_pool(self, fetched: FetchResult, digest: str | None) -> None:
+        pool = parser_pool(self.workers)
+        loop = asyncio.get_running_loop()
+        try:
+            reading = await loop.run_in_executor(pool, read_feed, *self._read_args(fetched))
+        except BrokenProcessPool:
+            # A worker died (killed for memory?): this feed fails, the rest go
+            # on in a fresh pool.
+            discard_pool(pool)
+            reading = FeedReading(error="the parser process died while reading this feed")
+        except Exception as e:  # a bug: this feed fails, the run goes on
+            reading = _internal_error(fetched, e)
+        self._finish(fetched, digest, reading)
+
+    def _finish(self, fetched: FetchResult, digest: str | None, parsed: FeedReading | None) -> None:
+        """Decide the feed's new state from the outcome, and record it."""
+        key = fetched.request.key
+        source = self.due[key]
+        source_id = self.ids[key]
+        old = self.states.get(key, FeedState())
+        now, sched = self.now, self.sched
+        moved = fetched.moved_to or old.moved_to
+        if fetched.moved_to and fetched.moved_to != old.moved_to:
+            log.warning("%s: moved permanently to %s; fetching from there", key, fetched.moved_to)
+        error: str | None = None
+        retry_after = None
+        fetch_note = ""
+        if fetched.status is FetchStatus.GONE:
+            error = f"{fetched.error}: the feed is gone, fetching stopped"
+            state = replace(old, disabled_reason=error, next_fetch=None)
+        elif fetched.status is FetchStatus.ERROR or (parsed is not None and parsed.error):
+            error = fetched.error if fetched.status is FetchStatus.ERROR else parsed.error  # type: ignore[union-attr]
+            retry_after = schedule.parse_retry_after(fetched.retry_after, now)
+            errors = old.consecutive_errors + 1
+            state = replace(
+                old,
+                consecutive_errors=errors,
+                moved_to=moved,
+                next_fetch=schedule.next_after_error(now, errors, retry_after, sched),
+            )
+            if errors > 1:
+                error = f"{error} ({errors} failures in a row)"
+        else:
+            interval = parsed.interval if parsed is not None else None
+            # Not parsed (304, or the same body again): the response's own
+            # Cache-Control is the hint there is.
+            if parsed is None:
+                interval = schedule.feed_interval(
+                    cache_control=fetched.headers.get("cache-control")
+                )
+            state = FeedState(
+                etag=fetched.headers.get("etag", old.etag if parsed is None else None),
+                last_modified=fetched.headers.get(
+                    "last-modified", old.last_modified if parsed is None else None
+                ),
+                body_hash=digest or old.body_hash,
+                next_fetch=schedule.next_after_success(now, interval, sched),
+                moved_to=moved,
+                last_success=now,
+            )
+            if parsed is None:
+                fetch_note = (
+                    "not modified" if fetched.status is FetchStatus.NOT_MODIFIED else "unchanged"
+                )
+        if parsed is not None and parsed.error is None:
+            if parsed.warning:
+                log.warning("%s: %s", key, parsed.warning)
+            self.unstored.append((key, state, parsed))
+            self.unstored_entries += len(parsed.entries)
+            if self.unstored_entries >= STORE_BATCH:
+                self._store()
+        else:
+            failures = (Failure(fetched.url or key, error),) if error else ()
+            self.checks.append((source_id, state, str(failures[0]) if failures else None))
+            self._done(SourceResult(source=source, failures=failures, fetch=fetch_note))
+
+    def _store(self) -> None:
+        """Write the feeds read so far, in one transaction."""
+        batch, self.unstored, self.unstored_entries = self.unstored, [], 0
+        if not batch:
+            return
+        upserted = self.store.upsert_feeds(
+            [(self.ids[key], reading.entries, reading.meta) for key, _, reading in batch], self.now
+        )
+        for (key, state, reading), up in zip(batch, upserted, strict=True):
+            self.checks.append((self.ids[key], state, _summary(list(reading.failures))))
+            self._done(
+                SourceResult(
+                    source=self.due[key],
+                    items=len(reading.entries),
+                    new=up.new,
+                    changed=up.changed,
+                    failures=reading.failures,
+                )
+            )
+
+    def _done(self, result: SourceResult) -> None:
+        self.results.append(result)
+        if self.progress:
+            self.progress(len(self.results), len(self.due), result)
+
+
+def _internal_error(fetched: FetchResult, error: Exception) -> FeedReading:
+    """A bug met while reading one feed: logged with its traceback, and the
+    feed fails with a message saying so."""
+    log.error("%s: reading the feed failed", fetched.url, exc_info=error)
+    return FeedReading(error=f"internal error while reading this feed: {error!r}")
+
+
+def find_feed(config: Config, url: str) -> tuple[str, str | None]:
+    """The feed at `url`, or the one the web page at `url` links: (feed URL, its title)."""
+    found, parsed = feeds.find_feed(url, fetch_settings(config))
+    return found, parsed.title
+
+
+def read_opml(path: Path) -> list[opml.OpmlFeed]:
+    """The feeds listed in an OPML file; SourceError naming the file if unreadable."""
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise SourceError(str(path), f"cannot read: {e.strerror}") from None
+    return opml.read(data, str(path))
+
+
+def export_opml(config: Config, now: datetime) -> bytes:
+    """The configured feeds as an OPML 2.0 document."""
+    return opml.write(
+        [opml.OpmlFeed(url=s.key, title=s.name, tags=s.tags) for s in config.feed_sources],
+        f"{config.site.title}: feeds",
+        now,
+    )
+
+
+def _summary(failures: list[Failure]) -> str | None:
+    if not failures:
+        return None
+    first = str(failures[0])
+    return first if len(failures) == 1 else f"{first} (and {len(failures) - 1} more)"
