@@ -12,6 +12,8 @@ exit.
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.connection
+import os
 import sys
 import threading
 from concurrent.futures import ProcessPoolExecutor
@@ -49,13 +51,33 @@ def parser_pool(workers: int) -> ProcessPoolExecutor:
             _pool = None
         if _pool is None:
             context = process_context()
-            _pool = ProcessPoolExecutor(workers, mp_context=context)
+            _pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_exit_with_parent)
             _pool_size = workers
             if context.get_start_method() == "fork":
                 # The first task forks every worker: now, while this
                 # process still has a single thread.
                 _pool.submit(int).result()
         return _pool
+
+
+def _exit_with_parent() -> None:
+    """Pool initializer: end this worker as soon as the process that started it
+    dies, even by SIGKILL.
+
+    A worker waits for tasks on a queue whose write end it holds itself, so
+    it would never notice; the pool is kept between ingests, so a daemon
+    killed while idle would leave its workers (and their forkserver) running
+    for good. The parent's sentinel becomes readable when the parent is gone.
+    """
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def discard(pool: ProcessPoolExecutor) -> None:

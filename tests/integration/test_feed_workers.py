@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -85,3 +88,44 @@ def test_feeds_stored_in_batches_are_each_counted(
     assert len(titles(config, NOW)) == FEEDS * 3
     # Progress still reaches every feed, in order.
     assert seen == list(range(FEEDS + 1))
+
+
+KEEP_A_POOL = """
+import os, sys, threading, time
+from aggregator import workers
+if sys.argv[1] == "threaded":  # a daemon has threads: forkserver, not fork
+    threading.Thread(target=time.sleep, args=(60,), daemon=True).start()
+pool = workers.parser_pool(2)
+print(" ".join(str(pool.submit(os.getpid).result()) for _ in range(8)), flush=True)
+time.sleep(60)
+"""
+
+
+def running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
+@pytest.mark.parametrize("kind", ["single-threaded", "threaded"])
+def test_workers_end_with_a_killed_parent(kind: str) -> None:
+    # The pool outlives each ingest; a daemon killed with SIGKILL between two
+    # ingests must not leave its parser processes behind.
+    parent = subprocess.Popen(
+        [sys.executable, "-c", KEEP_A_POOL, kind], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert parent.stdout is not None
+        pids = {int(p) for p in parent.stdout.readline().split()}
+        assert pids and parent.pid not in pids
+        assert all(running(p) for p in pids)
+    finally:
+        parent.kill()
+        parent.wait(10)
+    deadline = time.monotonic() + 15
+    while any(running(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(running(p) for p in pids)
