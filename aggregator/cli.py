@@ -135,7 +135,8 @@ def _print_ingest(report: IngestReport) -> None:
         # each failed feed gets its FAILED line below.
         click.echo(_feeds_summary(feed_results))
     if report.linked:
-        click.echo(f"dedupe: {report.linked} copies linked to their canonical entry")
+        copies = "copy" if report.linked == 1 else "copies"
+        click.echo(f"dedupe: {report.linked} {copies} linked to their canonical entry")
     for w in report.warnings:
         click.echo(f"WARNING {w}", err=True)
     for f in report.failures:

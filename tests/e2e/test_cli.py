@@ -66,6 +66,8 @@ def all_titles(public: Path) -> list[str]:
 def test_run_builds_every_output_once_per_article(example: Path, fixed_now: datetime) -> None:
     result = run(example, "run")
     assert result.exit_code == 0, result.output
+    # The friend's syndicated copy of one post, counted in words a person reads.
+    assert "dedupe: 1 copy linked to their canonical entry" in result.output
     public = example.parent / "public"
     for name in ("feed.atom", "index.html", "email.html", "email.txt"):
         assert (public / name).is_file(), name
