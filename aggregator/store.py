@@ -345,24 +345,7 @@ class Store:
 
     def ensure_source(self, source: Source) -> int:
         """Return the id of `source`, adding it (or renaming it) as needed."""
-        with self._tx() as conn:
-            row = conn.execute(
-                select(sources.c.id, sources.c.name).where(sources.c.key == source.key)
-            ).first()
-            if row is None:
-                return int(
-                    conn.execute(
-                        sources.insert().values(
-                            kind=str(source.kind),
-                            key=source.key,
-                            name=source.name,
-                            last_status="never",
-                        )
-                    ).inserted_primary_key[0]  # type: ignore[index]
-                )
-            if row.name != source.name:
-                conn.execute(update(sources).where(sources.c.id == row.id).values(name=source.name))
-            return int(row.id)
+        return self.ensure_sources([source])[source.key]
 
     def record_check(self, source_id: int, when: datetime, error: str | None) -> None:
         """Record the outcome of a scan or fetch of a source."""
@@ -1488,8 +1471,8 @@ def _queue_new(conn: Connection, source_id: int, guids: Sequence[str]) -> None:
     per feed cost more than the database's work (500 feeds)."""
     if not guids:
         return
-    style = conn.dialect.paramstyle
-    if style not in ("qmark", "format", "pyformat"):
+    mark = _driver_mark(conn)
+    if mark is None:
         for chunk in _chunks(guids):
             new_ids = select(entries.c.id).where(
                 entries.c.source_id == source_id, entries.c.guid.in_(chunk)
@@ -1501,7 +1484,6 @@ def _queue_new(conn: Connection, source_id: int, guids: Sequence[str]) -> None:
             )
         return
     q = conn.dialect.identifier_preparer
-    mark = "?" if style == "qmark" else "%s"
     e, queue = q.format_table(entries), q.format_table(dedupe_queue)
     # ON CONFLICT DO NOTHING: SQLite (3.24+) and PostgreSQL alike; the WHERE
     # keeps SQLite from reading ON as a join's.
@@ -1562,6 +1544,15 @@ def _id_filters(col: ColumnElement[int], ids: Iterable[int]) -> Iterator[ColumnE
         yield col.in_(chunk)
 
 
+def _driver_mark(conn: Connection) -> str | None:
+    """The driver's positional placeholder ("?" or "%s") for SQL handed to it
+    directly; None for a driver whose placeholders are named (use SQLAlchemy)."""
+    style = conn.dialect.paramstyle
+    if style == "qmark":
+        return "?"
+    return "%s" if style in ("format", "pyformat") else None
+
+
 def _insert_plain(
     conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
 ) -> None:
@@ -1571,12 +1562,11 @@ def _insert_plain(
     (173,000 LSH keys after a first ingest)."""
     if not rows:
         return
-    style = conn.dialect.paramstyle
-    if style not in ("qmark", "format", "pyformat"):
+    mark = _driver_mark(conn)
+    if mark is None:
         conn.execute(table.insert(), [dict(zip(columns, r, strict=True)) for r in rows])
         return
     quote = conn.dialect.identifier_preparer
-    mark = "?" if style == "qmark" else "%s"
     sql = (
         f"INSERT INTO {quote.format_table(table)} ({', '.join(quote.quote(c) for c in columns)})"
         f" VALUES ({', '.join(mark for _ in columns)})"
