@@ -1,4 +1,4 @@
-"""The command line: a few lines per command, calling pipeline and store."""
+"""The command line: a few lines per command, each calling the front door (app.py)."""
 
 from __future__ import annotations
 
@@ -8,15 +8,16 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from aggregator import __version__, clock, dedupe, jobs, logs, pipeline
+from aggregator import __version__, app, logs
 from aggregator import config as config_mod
-from aggregator.config import Config, FeedConfig
+from aggregator.config import Config
 from aggregator.errors import AggregatorError, ConfigError
 from aggregator.lock import LockHeld
 from aggregator.lock import hold as hold_lock
@@ -28,7 +29,7 @@ from aggregator.model import (
     SourceResult,
     SubscriberStatus,
 )
-from aggregator.store import Store
+from aggregator.status import Status, run_state
 
 #: exit codes: 1 some source or output failed; 2 bad usage or config
 EXIT_FAILED = 1
@@ -65,15 +66,6 @@ def _locked(config: Config, wait: float = 0.0) -> Iterator[None]:
     except LockHeld as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(EXIT_LOCKED)
-
-
-@contextmanager
-def _store(config: Config) -> Iterator[Store]:
-    store = Store.open(config.database.url)
-    try:
-        yield store
-    finally:
-        store.close()
 
 
 def _errors_to_exit(f: F) -> F:
@@ -155,10 +147,10 @@ def _feeds_summary(results: list[SourceResult]) -> str:
     return f"feeds   {len(results)}: {', '.join(parts)}; {new} new, {changed} changed entries"
 
 
-def _ingest(config: Config, store: Store, all_feeds: bool) -> IngestReport:
-    """pipeline.ingest, with a progress bar when a person watches (stdout is a terminal)."""
+def _ingest(config: Config, store: app.Store, all_feeds: bool) -> IngestReport:
+    """app.ingest, with a progress bar when a person watches (stdout is a terminal)."""
     if not sys.stdout.isatty():
-        return jobs.ingest(config, store, all_feeds=all_feeds)
+        return app.ingest(config, store, all_feeds=all_feeds)
     from rich.progress import Progress
 
     with Progress(transient=True) as bar:
@@ -169,7 +161,7 @@ def _ingest(config: Config, store: Store, all_feeds: bool) -> IngestReport:
             if result is not None and result.failures and not result.items:
                 bar.console.print(f"FAILED {result.failures[0]}", markup=False, highlight=False)
 
-        return jobs.ingest(config, store, all_feeds=all_feeds, progress=progress)
+        return app.ingest(config, store, all_feeds=all_feeds, progress=progress)
 
 
 ALL_OPTION = click.option(
@@ -180,6 +172,11 @@ ALL_OPTION = click.option(
 def _print_build(report: BuildReport, output: Path) -> None:
     removed = f", {len(report.removed)} stale removed" if report.removed else ""
     click.echo(f"build: {len(report.written)} files written to {output}{removed}")
+    if report.email_preview:
+        click.echo(
+            f"email preview: issue {report.email_preview} (not stored, not sent) in "
+            f"{output / 'email.html'} and email.txt"
+        )
     for f in report.failures:
         click.echo(f"WARNING {f}", err=True)
 
@@ -197,32 +194,42 @@ def ingest(obj: Context, all_feeds: bool) -> None:
     Example: aggregator ingest --all
     """
     config = obj.config()
-    with _locked(config), _store(config) as store:
+    with _locked(config), app.open_store(config) as store:
         report = _ingest(config, store, all_feeds)
     _print_ingest(report)
     if report.failures:
         sys.exit(EXIT_FAILED)
 
 
+EMAIL_PREVIEW_OPTION = click.option(
+    "--email-preview/--no-email-preview",
+    default=True,
+    show_default=True,
+    help="Also compose the next email issue (not stored, not sent) as email.html and email.txt.",
+)
+
+
 @cli.command()
+@EMAIL_PREVIEW_OPTION
 @click.pass_obj
 @_errors_to_exit
-def build(obj: Context) -> None:
+def build(obj: Context, email_preview: bool) -> None:
     """Render feed.atom, the web pages and the email preview from the database.
 
     Example: aggregator build
     """
     config = obj.config()
-    with _locked(config), _store(config) as store:
-        report = jobs.build(config, store)
+    with _locked(config), app.open_store(config) as store:
+        report = app.build(config, store, email_preview=email_preview)
     _print_build(report, config.output.dir)
 
 
 @cli.command()
 @ALL_OPTION
+@EMAIL_PREVIEW_OPTION
 @click.pass_obj
 @_errors_to_exit
-def run(obj: Context, all_feeds: bool) -> None:
+def run(obj: Context, all_feeds: bool, email_preview: bool) -> None:
     """Ingest, then build: what cron calls.
 
     Takes the run lock: if another run (or the daemon's job) holds it, exits
@@ -231,10 +238,10 @@ def run(obj: Context, all_feeds: bool) -> None:
     Example: aggregator run
     """
     config = obj.config()
-    with _locked(config), _store(config) as store:
+    with _locked(config), app.open_store(config) as store:
         report = _ingest(config, store, all_feeds)
         _print_ingest(report)
-        built = jobs.build(config, store)
+        built = app.build(config, store, email_preview=email_preview)
     _print_build(built, config.output.dir)
     if report.failures:
         sys.exit(EXIT_FAILED)
@@ -252,69 +259,71 @@ def status(obj: Context, as_json: bool) -> None:
     Example: aggregator status --json
     """
     config = obj.config()
-    with _store(config) as store:
-        report = jobs.status_report(config, store, clock.now())
+    with app.open_store(config) as store:
+        report = app.status(config, store)
     if as_json:
-        click.echo(json.dumps(report, ensure_ascii=False, indent=2))
+        click.echo(json.dumps(report.to_json(), ensure_ascii=False, indent=2))
     else:
         _print_status(report)
-    if report["source_counts"].get("failing"):
+    if report.source_counts.get("failing"):
         sys.exit(EXIT_FAILED)
 
 
-def _when(iso: str | None) -> str:
-    return iso.replace("T", " ") if iso else "never"
+def _when(when: datetime | None) -> str:
+    return when.isoformat(sep=" ", timespec="seconds") if when else "never"
 
 
-def _print_status(r: dict[str, Any]) -> None:
-    counts = r["source_counts"]
+def _print_status(r: Status) -> None:
+    counts = r.source_counts
     click.echo(
         f"Sources: {counts.get('ok', 0)} ok, {counts.get('failing', 0)} failing, "
         f"{counts.get('disabled', 0)} disabled, {counts.get('never checked', 0)} never checked"
     )
-    for s in r["sources"]:
+    for line in r.sources:
+        s = line.status
         click.echo(
-            f"  {s['state']:8} {s['kind']:7} {s['name']}  "
-            f"({s['entries']} entries, last checked {_when(s['last_checked'])})"
+            f"  {line.state:8} {s.source.kind!s:7} {s.source.name}  "
+            f"({s.entry_count} entries, last checked {_when(s.last_checked)})"
         )
-        click.echo(f"           {s['key']}")
-        if s["moved_to"]:
-            click.echo(f"           moved permanently to {s['moved_to']} (fetched from there)")
-        if s["disabled_reason"]:
-            click.echo(f"           disabled: {s['disabled_reason']}")
-        elif s["last_error"]:
-            click.echo(f"           last error: {s['last_error']}")
-            if s["consecutive_errors"] > 1:
-                click.echo(f"           {s['consecutive_errors']} failures in a row")
-        if s["next_fetch"]:
-            click.echo(f"           next fetch {_when(s['next_fetch'])}")
-    e = r["entries"]
-    click.echo(f"{e['total']} entries stored, {e['new_this_week']} new this week")
-    for name in (jobs.INGEST, jobs.BUILD):
-        j = r["jobs"][name]
-        ok = j["last_ok"]
-        line = f"Last {name}: {_when(ok['finished']) if ok else 'never'}"
-        last = j["last"]
-        if last and last["state"] != "ok":
-            line += f" (latest {last['state']} at {_when(last['started'])}"
-            line += f": {last['error']})" if last["error"] else ")"
-        elif ok and ok["detail"]:
-            line += f" ({ok['detail']})"
-        click.echo(line)
-    i = r["issues"]
-    last = "none yet"
-    if i["last_key"]:
-        counts = i["deliveries"]
+        click.echo(f"           {line.location}")
+        if s.moved_to:
+            click.echo(f"           moved permanently to {s.moved_to} (fetched from there)")
+        if s.disabled_reason:
+            click.echo(f"           disabled: {s.disabled_reason}")
+        elif s.last_error:
+            click.echo(f"           last error: {s.last_error}")
+            if s.consecutive_errors > 1:
+                click.echo(f"           {s.consecutive_errors} failures in a row")
+        if s.next_fetch and not s.disabled_reason:
+            click.echo(f"           next fetch {_when(s.next_fetch)}")
+    click.echo(f"{r.entries_total} entries stored, {r.entries_new_this_week} new this week")
+    for name in (app.INGEST, app.BUILD):
+        job = r.jobs[name]
+        ok, last = job.last_ok, job.last
+        text = f"Last {name}: {_when(ok.finished) if ok else 'never'}"
+        if last and run_state(last) != "ok":
+            text += f" (latest {run_state(last)} at {_when(last.started)}"
+            text += f": {last.error})" if last.error else ")"
+        elif ok and ok.detail:
+            text += f" ({ok.detail})"
+        click.echo(text)
+    i = r.issues
+    latest = "none yet"
+    if i.last_key:
+        counts = i.deliveries
         others = [f"{n} {k}" for k, n in counts.items() if k != "sent"]
         sent = ", ".join([f"{counts.get('sent', 0)} sent", *others])
-        last = f"{i['last_key']} (composed {_when(i['last'])}; {sent})"
-    click.echo(f"Last issue: {last}; next: {_when(i['next'])}")
-    subs = ", ".join(f"{n} {k}" for k, n in r["subscribers"].items())
+        latest = f"{i.last_key} (composed {_when(i.last_created)}; {sent})"
+    upcoming = f"invalid schedule: {i.next_error}" if i.next_error else _when(i.next)
+    click.echo(f"Last issue: {latest}; next: {upcoming}")
+    subs = ", ".join(
+        f"{n} {k}" for k, n in {"configured": r.subscribers_configured, **r.subscribers}.items()
+    )
     click.echo(f"Subscribers: {subs}")
-    if r["schedule"]:
+    if r.schedule:
         click.echo("Scheduler jobs:")
-        for j in r["schedule"]:
-            click.echo(f"  {j['job']:13} next run {_when(j['next_run'])}")
+        for j in r.schedule:
+            click.echo(f"  {j.id:13} next run {_when(j.next_run)}")
     else:
         click.echo("Scheduler jobs: none (the daemon has not run on this database)")
 
@@ -334,17 +343,6 @@ def feeds() -> None:
     """
 
 
-def _relative_to_config(config: Config, url: str) -> str:
-    """A local path typed by the user, written relative to the config file if inside it."""
-    if "://" in url or url.startswith("file:"):
-        return url
-    path = Path(url).expanduser().resolve()
-    try:
-        return path.relative_to(config.path.resolve().parent).as_posix()
-    except ValueError:
-        return str(path)
-
-
 @feeds.command("add")
 @click.argument("url")
 @click.option("--name", default="", help="The name readers see (default: the feed's title).")
@@ -357,23 +355,14 @@ def feeds_add(obj: Context, url: str, name: str, tags: tuple[str, ...], no_check
 
     Example: aggregator feeds add https://example.org/blog/ --name "A blog" --tag friends
     """
-    config = obj.config()
-    url = _relative_to_config(config, url)
-    if not no_check and url.startswith(("http://", "https://")):
-        found, title = pipeline.find_feed(config, url)
-        if found != url:
-            click.echo(f"{url} is a web page; it links the feed {found}")
-            url = found
-        name = name or (title or "")
-    added = config_mod.add_feeds(obj.config_path, [FeedConfig(url=url, name=name, tags=tags)])
-    if not added:
-        click.echo(f"already followed: {url}")
+    followed = app.follow_feed(obj.config(), url, name=name, tags=tags, check=not no_check)
+    if followed.page:
+        click.echo(f"{followed.page} is a web page; it links the feed {followed.url}")
+    if not followed.added:
+        click.echo(f"already followed: {followed.url}")
         return
-    fresh = obj.config()
-    (source,) = [s for s in fresh.feed_sources if config_mod.feed_matches(fresh, url, s.key)][:1]
-    with _store(fresh) as store:
-        store.forget_feed_state(source.key)  # fetched at the next ingest, re-enabled if it was
-    click.echo(f"added {url}" + (f" ({name})" if name else "") + f" to {obj.config_path}")
+    named = f" ({followed.name})" if followed.name else ""
+    click.echo(f"added {followed.url}{named} to {obj.config_path}")
 
 
 @feeds.command("list")
@@ -388,8 +377,8 @@ def feeds_list(obj: Context) -> None:
     from rich.table import Table
 
     config = obj.config()
-    with _store(config) as store:
-        statuses = store.source_statuses(config.feed_sources)
+    with app.open_store(config) as store:
+        statuses = app.feed_statuses(config, store)
     table = Table("feed", "status", "last fetch", "next fetch", "entries", "last error")
     for s in statuses:
         state = (
@@ -418,7 +407,7 @@ def feeds_remove(obj: Context, url: str) -> None:
 
     Example: aggregator feeds remove https://example.org/feed.xml
     """
-    removed = config_mod.remove_feed(obj.config_path, url)
+    removed = app.unfollow_feed(obj.config(), url)
     if removed is None:
         click.echo(f"error: no feed {url} in {obj.config_path}", err=True)
         sys.exit(EXIT_FAILED)
@@ -434,10 +423,7 @@ def feeds_import(obj: Context, file: Path) -> None:
 
     Example: aggregator feeds import subscriptions.opml
     """
-    listed = pipeline.read_opml(file)
-    added = config_mod.add_feeds(
-        obj.config_path, [FeedConfig(url=f.url, name=f.title, tags=f.tags) for f in listed]
-    )
+    listed, added = app.import_feeds(obj.config(), file)
     click.echo(
         f"imported {len(added)} feeds from {file} into {obj.config_path}"
         f" ({len(listed) - len(added)} already followed)"
@@ -455,7 +441,7 @@ def feeds_export(obj: Context, output: Path | None) -> None:
 
     Example: aggregator feeds export -o subscriptions.opml
     """
-    data = pipeline.export_opml(obj.config(), clock.now())
+    data = app.export_feeds(obj.config())
     if output is None:
         click.echo(data.decode("utf-8"), nl=False)
     else:
@@ -463,7 +449,7 @@ def feeds_export(obj: Context, output: Path | None) -> None:
         click.echo(f"wrote {output}")
 
 
-# -- the email digest (issue 7) -----------------------------------------------
+# -- the newsletter ------------------------------------------------------------
 
 
 def _print_send(report: SendReport) -> None:
@@ -529,16 +515,11 @@ def send(
 
     # A cron `send` that meets a slow `run` waits for it rather than skipping
     # the week; the deliveries table is what keeps two senders from doubling up.
-    with (
-        _locked(config, wait=SEND_LOCK_WAIT),
-        _store(config) as store,
-        jobs.recorded(store, jobs.SEND) as note,
-    ):
-        report = pipeline.send(
-            config, store, clock.now(), issue_key=issue_key, dry_run=dry_run,
-            outbox=outbox, resend_uncertain=resend_uncertain, progress=progress,
+    with _locked(config, wait=SEND_LOCK_WAIT), app.open_store(config) as store:
+        report = app.send(
+            config, store, issue_key=issue_key, dry_run=dry_run, outbox=outbox,
+            resend_uncertain=resend_uncertain, progress=progress,
         )  # fmt: skip
-        note.detail = jobs.describe_send(report)
     _print_send(report)
     if report.failures:
         sys.exit(EXIT_FAILED)
@@ -554,8 +535,8 @@ def preview(obj: Context, issue_key: str | None) -> None:
     Example: aggregator preview --issue 2026-W47
     """
     config = obj.config()
-    with _store(config) as store:
-        paths = pipeline.preview(config, store, clock.now(), issue_key)
+    with app.open_store(config) as store:
+        paths = app.preview(config, store, issue_key)
     for path in paths:
         click.echo(str(path))
 
@@ -577,9 +558,8 @@ def subscribers_list(obj: Context) -> None:
     Example: aggregator subscribers list
     """
     config = obj.config()
-    with _store(config) as store:
-        pipeline.sync_subscribers(config, store, clock.now())
-        subs = store.subscribers()
+    with app.open_store(config) as store:
+        subs = app.subscribers(config, store)
     for sub in subs:
         origin = "config.toml" if sub.in_config else "database"
         name = f" ({sub.name})" if sub.name else ""
@@ -599,8 +579,8 @@ def subscribers_add(obj: Context, email: str, name: str) -> None:
     Example: aggregator subscribers add ada@example.com --name "Ada L."
     """
     config = obj.config()
-    with _store(config) as store:
-        sub = pipeline.add_subscriber(config, store, email, name, clock.now())
+    with app.open_store(config) as store:
+        sub = app.add_subscriber(config, store, email, name)
     click.echo(f"{sub.status}: {sub.email}")
 
 
@@ -614,8 +594,8 @@ def subscribers_remove(obj: Context, email: str) -> None:
     Example: aggregator subscribers remove ada@example.com
     """
     config = obj.config()
-    with _store(config) as store:
-        sub = pipeline.remove_subscriber(config, store, email, clock.now())
+    with app.open_store(config) as store:
+        sub = app.remove_subscriber(config, store, email)
     if sub is None:
         raise click.ClickException(f"no subscriber {email}")
     click.echo(f"{sub.status}: {sub.email}")
@@ -633,13 +613,8 @@ def unsubscribe(obj: Context, token_or_email: str) -> None:
     Example: aggregator unsubscribe reader@example.com
     """
     config = obj.config()
-    with _store(config) as store:
-        now = clock.now()
-        pipeline.sync_subscribers(config, store, now)
-        sub = pipeline.unsubscribe(config, store, token_or_email, now)
-        if sub is None and "@" in token_or_email:
-            found = store.subscriber_by_email(token_or_email.strip())
-            sub = pipeline.unsubscribe(config, store, found.token, now) if found else None
+    with app.open_store(config) as store:
+        sub = app.unsubscribe(config, store, token_or_email)
     if sub is None:
         raise click.ClickException(f"no subscriber with token or address {token_or_email!r}")
     click.echo(f"{sub.status}: {sub.email}")
@@ -666,11 +641,11 @@ def dupes(ctx: click.Context, recluster: bool) -> None:
         return
     obj: Context = ctx.obj
     config = obj.config()
-    with _store(config) as store:
+    with app.open_store(config) as store:
         if recluster:
-            linked = pipeline.dedupe_all(config, store)
+            linked = app.recluster(config, store)
             click.echo(f"recluster: {linked} entries linked anew")
-        clusters = store.dupe_clusters()
+        clusters = app.dupe_clusters(store)
     if not clusters:
         click.echo("no duplicates: every article is carried by one entry")
         return
@@ -679,7 +654,7 @@ def dupes(ctx: click.Context, recluster: bool) -> None:
         click.echo(f"{head.entry.title}")
         click.echo(f"  {head.id:>7}  canonical    {head.source.name}  {head.entry.link}")
         for copy in c.copies:
-            why = dedupe.describe(copy.dup_reason, copy.dup_score)
+            why = app.describe_link(copy.dup_reason, copy.dup_score)
             click.echo(f"  {copy.id:>7}  {why:<11}  {copy.source.name}  {copy.entry.link}")
     click.echo(f"{len(clusters)} clusters, {sum(len(c.copies) for c in clusters)} copies")
 
@@ -695,8 +670,8 @@ def split(obj: Context, entry: int) -> None:
     Example: aggregator dupes split 42
     """
     config = obj.config()
-    with _store(config) as store:
-        parted = pipeline.split_duplicate(config, store, entry, clock.now())
+    with app.open_store(config) as store:
+        parted = app.split_duplicate(config, store, entry)
     click.echo(f"entry {entry} split from {', '.join(map(str, parted))}")
 
 

@@ -25,6 +25,8 @@ from aggregator.model import Source, SourceKind
 
 ENV_CONFIG = "AGGREGATOR_CONFIG"
 CONTENT_SOURCE_KEY = "content"
+#: the TOML key of the feed list: one [[feeds]] table per feed, its keys FeedConfig's fields
+FEEDS_KEY = "feeds"
 
 
 def _key(name: str) -> dict[str, Any]:
@@ -74,7 +76,7 @@ class FeedConfig:
 
 @dataclass(frozen=True)
 class FetchConfig:
-    """[fetch]: how external feeds are fetched, parsed and scheduled (issue 4)."""
+    """[fetch]: how external feeds are fetched, parsed and scheduled."""
 
     #: requests in flight at once, and at once per host
     concurrency: int = 32
@@ -277,7 +279,7 @@ _SECTIONS: dict[str, type] = {
     "dedupe": DedupeConfig,
     "daemon": DaemonConfig,
 }
-_LISTS: dict[str, type] = {"feeds": FeedConfig, "subscribers": SubscriberConfig}
+_LISTS: dict[str, type] = {FEEDS_KEY: FeedConfig, "subscribers": SubscriberConfig}
 
 
 def parse(data: dict[str, Any], path: Path) -> Config:
@@ -375,6 +377,12 @@ def _coerce(value: Any, hint: Any, name: str, path: Path, base: Path) -> Any:
     raise TypeError(f"config field type not handled: {hint}")  # a bug, not a user error
 
 
+def feed_url(url: str, base: Path) -> str:
+    """A feed URL as config holds it: a path without a scheme is a local file,
+    relative to `base` (the config file's folder), as a file: URI."""
+    return _resolve_feed(FeedConfig(url=url), base).url
+
+
 def _resolve_feed(feed: FeedConfig, base: Path) -> FeedConfig:
     """A feed url without a scheme is a local file, relative to the config."""
     if "://" in feed.url or feed.url.startswith("file:"):
@@ -467,76 +475,6 @@ def _check_fetch(config: Config) -> None:
             f"{config.path}: 'fetch.max_interval_minutes' must not be less than"
             " 'fetch.min_interval_minutes'"
         )
-
-
-# -- editing the feed list in place (feeds add/remove/import) -----------------
-# config.toml is the source of truth for which feeds are followed; these edit
-# its [[feeds]] tables with tomlkit, which keeps comments and layout.
-
-
-def feed_matches(config: Config, raw_url: str, url: str) -> bool:
-    """Whether `url` as typed names the feed written `raw_url` in the file."""
-    if url == raw_url:
-        return True
-    resolved = _resolve_feed(FeedConfig(url=raw_url), config.path.resolve().parent).url
-    typed = _resolve_feed(FeedConfig(url=url), Path.cwd()).url
-    return resolved in (url, typed)
-
-
-def add_feeds(path: Path, feeds: typing.Sequence[FeedConfig]) -> list[FeedConfig]:
-    """Append [[feeds]] tables to the config file; return those not already there."""
-    import tomlkit
-
-    config = load(path)
-    doc = tomlkit.parse(path.read_text(encoding="utf-8"))
-    table = doc.get("feeds")
-    if table is None:
-        table = tomlkit.aot()
-        doc.append("feeds", table)
-    known = [str(t.get("url", "")) for t in table]
-    added = []
-    for feed in feeds:
-        if any(feed_matches(config, raw, feed.url) for raw in known):
-            continue
-        item = tomlkit.table()
-        item["url"] = feed.url
-        if feed.name:
-            item["name"] = feed.name
-        if feed.tags:
-            item["tags"] = list(feed.tags)
-        table.append(item)
-        known.append(feed.url)
-        added.append(feed)
-    if added:
-        _write_checked(path, tomlkit.dumps(doc))
-    return added
-
-
-def remove_feed(path: Path, url: str) -> FeedConfig | None:
-    """Remove the [[feeds]] table whose url is `url`; return it, or None if absent."""
-    import tomlkit
-
-    config = load(path)
-    doc = tomlkit.parse(path.read_text(encoding="utf-8"))
-    table = doc.get("feeds") or []
-    for i, t in enumerate(table):
-        raw = str(t.get("url", ""))
-        if feed_matches(config, raw, url):
-            removed = config.feeds[i]
-            del table[i]
-            if len(table) == 0:
-                del doc["feeds"]
-            _write_checked(path, tomlkit.dumps(doc))
-            return removed
-    return None
-
-
-def _write_checked(path: Path, text: str) -> None:
-    """Write the edited config atomically, after checking it still loads."""
-    parse(tomllib.loads(text), path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
 
 
 def _check_email(config: Config) -> None:

@@ -53,12 +53,12 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from aggregator import clock, jobs, web
+from aggregator import app, clock, web
 from aggregator import config as config_mod
 from aggregator.config import Config
-from aggregator.email_schedule import weekly_trigger
 from aggregator.errors import AggregatorError, ConfigError
 from aggregator.lock import LockHeld, hold
+from aggregator.newsletter.schedule import weekly_trigger
 from aggregator.store import SCHEDULER_TABLE, Store
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ UnsubscribeAction = Callable[[Config, Store, str, datetime], str | None]
 
 #: how long a job waits for the run lock (a cron run holding it) before giving up;
 #: ingest comes round again soon, the weekly send does not
-LOCK_WAIT = {jobs.INGEST: 0.0, jobs.SEND: 3600.0, jobs.HOUSEKEEPING: 60.0}
+LOCK_WAIT = {app.INGEST: 0.0, app.SEND: 3600.0, app.HOUSEKEEPING: 60.0}
 
 #: the one-off job that runs a weekly send found missed at start-up
 CATCH_UP = "send-catch-up"
@@ -93,7 +93,7 @@ class Daemon:
         config_path: Path,
         config: Config,
         *,
-        send: jobs.Send | None = None,
+        send: app.NewsletterSend | None = None,
         unsubscribe: UnsubscribeAction | None = None,
         host: str | None = None,
         port: int | None = None,
@@ -147,7 +147,7 @@ class Daemon:
         # Paused first: the stored jobs are read and reconciled with the
         # config before anything may fire.
         self._scheduler.start(paused=True)
-        had_send = self._scheduler.get_job(jobs.SEND) is not None
+        had_send = self._scheduler.get_job(app.SEND) is not None
         self._reconcile(self.config)
         if had_send:
             self._catch_up_send()
@@ -171,7 +171,7 @@ class Daemon:
 
         app = web.create_app(
             self.config.output.dir,
-            health=lambda: jobs.health_report(self.config, self.store, clock.now()),
+            health=lambda: app.health(self.config, self.store),
             unsubscribe=unsubscribe,
         )
         self._server = web.server(app, self.host, self.port)
@@ -191,11 +191,11 @@ class Daemon:
     def _desired(self, config: Config) -> dict[str, tuple[BaseTrigger, str]]:
         d = config.daemon
         out: dict[str, tuple[BaseTrigger, str]] = {
-            jobs.INGEST: (
+            app.INGEST: (
                 IntervalTrigger(seconds=d.ingest_interval),
                 f"interval:{d.ingest_interval}",
             ),
-            jobs.HOUSEKEEPING: (
+            app.HOUSEKEEPING: (
                 IntervalTrigger(seconds=d.housekeeping_interval),
                 f"interval:{d.housekeeping_interval}",
             ),
@@ -203,12 +203,12 @@ class Daemon:
         if self.send_action is not None and d.send_interval > 0:
             # [daemon] send_interval overrides the calendar (trying a setup out,
             # tests); like the other interval jobs it first runs at start-up.
-            out[jobs.SEND] = (
+            out[app.SEND] = (
                 IntervalTrigger(seconds=d.send_interval),
                 f"interval:{d.send_interval}",
             )
         elif self.send_action is not None:
-            out[jobs.SEND] = (
+            out[app.SEND] = (
                 weekly_trigger(config.email.schedule, config.site.tz),
                 f"cron:{config.email.schedule}@{config.site.timezone}",
             )
@@ -266,10 +266,10 @@ class Daemon:
         )
         if due is None or due > now:
             return
-        stored = self._scheduler.get_job(jobs.SEND)
+        stored = self._scheduler.get_job(app.SEND)
         if stored is not None and stored.next_run_time is not None and stored.next_run_time <= now:
             return  # the scheduler fires it itself
-        (status,) = self.store.job_statuses([jobs.SEND])
+        (status,) = self.store.job_statuses([app.SEND])
         if status.last_ok is not None and status.last_ok.started >= due:
             return
         log.warning("the send due at %s has not run: running it now", due, extra={"job": "send"})
@@ -277,7 +277,7 @@ class Daemon:
             _job,
             "date",
             run_date=now,
-            args=[jobs.SEND, "catch-up"],
+            args=[app.SEND, "catch-up"],
             id=CATCH_UP,
             jobstore="memory",
             replace_existing=True,
@@ -295,12 +295,12 @@ class Daemon:
             self.current_job = name
             try:
                 with hold(config.daemon.lock_file, LOCK_WAIT[name], self.stop_event):
-                    if name == jobs.INGEST:
+                    if name == app.INGEST:
                         self._ingest_and_build(config, store)
-                    elif name == jobs.SEND and self.send_action is not None:
-                        jobs.send(config, store, self.send_action)
-                    elif name == jobs.HOUSEKEEPING:
-                        jobs.housekeeping(config, store)
+                    elif name == app.SEND and self.send_action is not None:
+                        app.send(config, store, sender=self.send_action)
+                    elif name == app.HOUSEKEEPING:
+                        app.housekeeping(config, store)
             except LockHeld as e:
                 log.info("%s skipped: %s", name, e, extra={"job": name, "status": "skipped"})
             except AggregatorError as e:
@@ -311,15 +311,10 @@ class Daemon:
                 self.current_job = None
 
     def _ingest_and_build(self, config: Config, store: Store) -> None:
-        jobs.ingest(config, store)
+        app.ingest(config, store)
         if self.stop_event.is_set():
             return  # the build stays pending; the next start does it
-        (last_build,) = store.job_statuses([jobs.BUILD])
-        stale = last_build.last_ok is None or last_build.last_ok.started < clock.now() - timedelta(
-            seconds=config.daemon.rebuild_interval
-        )
-        if stale or store.build_pending():
-            jobs.build(config, store)
+        app.build_if_due(config, store)
 
     # -- signals, reload, shutdown -----------------------------------------
 
@@ -421,7 +416,7 @@ def main(
 ) -> int:
     """Run the daemon until SIGTERM/SIGINT; the process's exit code."""
     daemon = Daemon(
-        config_path, config, send=jobs.weekly_send, unsubscribe=jobs.unsubscribe_by_token,
+        config_path, config, send=app.NEWSLETTER_SEND, unsubscribe=app.unsubscribe_by_token,
         host=host, port=port,
     )  # fmt: skip
     daemon.install_signal_handlers()

@@ -216,12 +216,14 @@ class IngestReport:
 
 @dataclass(frozen=True)
 class BuildReport:
-    """The outcome of one build: files written, and stale ones removed."""
+    """The outcome of one build: files written, stale ones removed, the email previewed."""
 
     written: tuple[str, ...] = field(default_factory=tuple)
     failures: tuple[Failure, ...] = ()
     #: files the previous build produced and this one no longer does, deleted
     removed: tuple[str, ...] = ()
+    #: the issue whose preview (email.html, email.txt) was written, if one was
+    email_preview: str | None = None
 
 
 @dataclass(frozen=True)
@@ -310,7 +312,7 @@ class ContentFileState:
     settings_hash: str
 
 
-# -- the email digest (issue 7) ----------------------------------------------
+# -- the newsletter: subscribers, issues, deliveries -------------------------
 
 
 class SubscriberStatus(StrEnum):
@@ -367,7 +369,7 @@ UNSUBSCRIBE_PLACEHOLDER = "__AGGREGATOR_UNSUBSCRIBE_TOKEN__"
 
 
 class DeliveryStatus(StrEnum):
-    """Where one (issue, subscriber) delivery stands; see deliver/smtp.py."""
+    """Where one (issue, subscriber) delivery stands; see newsletter/smtp.py."""
 
     CLAIMED = "claimed"  #: a sender owns it; no message bytes have left yet
     SENDING = "sending"  #: the server said 354; the message is being handed over

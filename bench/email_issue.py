@@ -14,8 +14,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from aggregator import config as config_mod
-from aggregator import pipeline
-from aggregator.deliver import message
+from aggregator import newsletter, pipeline
+from aggregator.newsletter import message
 from aggregator.store import Store
 from tests.email_setup import big_feed
 
@@ -37,7 +37,7 @@ def _measure(config_path: Path, label: str) -> str:
     try:
         pipeline.ingest(config, store, NOW)
         t0 = time.perf_counter()
-        issue = pipeline.compose_issue(config, store, NOW)
+        issue = newsletter.compose_issue(config, store, NOW)
         took = time.perf_counter() - t0
     finally:
         store.close()

@@ -1,1 +1,1 @@
-"""Delivery: files on disk (atomic), and later SMTP."""
+"""Delivery of files: every output written atomically, stale outputs removed."""

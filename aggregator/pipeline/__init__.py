@@ -1,7 +1,9 @@
-"""The one orchestrator: ingest(), build(), run().
+"""The orchestrator of the digest: ingest() and build().
 
 Stages decide; this package moves values between them and the world. Every
-per-item problem becomes a Failure in the report, and the run goes on.
+per-item problem becomes a Failure in the report, and the run goes on. The
+weekly email is a wing of its own (aggregator/newsletter); app.py is the
+front door that calls both.
 
 One module per stage group; callers use the names re-exported here
 (`from aggregator import pipeline; pipeline.ingest(...)`):
@@ -10,9 +12,8 @@ One module per stage group; callers use the names re-exported here
   worker processes, store in batches), feed management (find_feed, read_opml,
   export_opml);
 - deduplication: incremental and whole-store dedupe, split_duplicate;
-- paging: the digest's entries as pages (shared by the site and the email);
-- outputs: render_site() and build();
-- mailing: the email digest (compose, subscribers, send, preview, unsubscribe).
+- paging: the digest's entries as pages with their "also in" (site and email);
+- outputs: render_site() and build().
 
 The tuning constants (STORE_BATCH, POOL_MIN_FEEDS, DEDUPE_BATCH,
 WHOLE_STORE_SHARE, WHOLE_STORE_MIN) are read where they are defined, so a
@@ -27,64 +28,22 @@ from aggregator.pipeline.deduplication import (
     dedupe_changed,
     dedupe_full,
     dedupe_incremental,
-    dedupe_settings,
     split_duplicate,
 )
-from aggregator.pipeline.ingestion import (
-    Progress,
-    entry_settings,
-    export_opml,
-    fetch_settings,
-    find_feed,
-    ingest,
-    read_opml,
-)
-from aggregator.pipeline.mailing import (
-    add_subscriber,
-    archive_path,
-    compose_issue,
-    list_headers,
-    new_token,
-    next_issue,
-    preview,
-    remove_subscriber,
-    send,
-    smtp_settings,
-    sync_subscribers,
-    unsubscribe,
-    unsubscribe_base,
-)
+from aggregator.pipeline.ingestion import Progress, export_opml, find_feed, ingest, read_opml
 from aggregator.pipeline.outputs import build, render_site
-from aggregator.pipeline.paging import digest_pages
 
 __all__ = [
     "Progress",
-    "add_subscriber",
-    "archive_path",
     "build",
-    "compose_issue",
     "dedupe_all",
     "dedupe_changed",
     "dedupe_full",
     "dedupe_incremental",
-    "dedupe_settings",
-    "digest_pages",
-    "entry_settings",
     "export_opml",
-    "fetch_settings",
     "find_feed",
     "ingest",
-    "list_headers",
-    "new_token",
-    "next_issue",
-    "preview",
     "read_opml",
-    "remove_subscriber",
     "render_site",
-    "send",
-    "smtp_settings",
     "split_duplicate",
-    "sync_subscribers",
-    "unsubscribe",
-    "unsubscribe_base",
 ]

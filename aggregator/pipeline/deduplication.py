@@ -4,23 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from aggregator import dedupe, fingerprint
+from aggregator import dedupe, fingerprint, settings
 from aggregator.config import Config
 from aggregator.errors import AggregatorError
 from aggregator.model import (
     DedupeCandidate,
 )
 from aggregator.store import Store
-
-# -- dedupe (issue 5) --------------------------------------------------------
-
-
-def dedupe_settings(config: Config) -> dedupe.DedupeSettings:
-    """The dedupe stage's settings from config [dedupe]."""
-    return dedupe.DedupeSettings(
-        near_threshold=config.dedupe.near_threshold,
-        near_min_words=config.dedupe.near_min_words,
-    )
 
 
 def dedupe_changed(config: Config, store: Store) -> int:
@@ -30,7 +20,7 @@ def dedupe_changed(config: Config, store: Store) -> int:
 
     Returns how many entries were newly linked to a canonical entry.
     """
-    return dedupe_incremental(store, dedupe_settings(config))
+    return dedupe_incremental(store, settings.dedupe_settings(config))
 
 
 #: dirty entries judged per round: bounds memory when a first ingest brings many
@@ -106,7 +96,7 @@ def dedupe_all(config: Config, store: Store) -> int:
     Indexes any entries not yet indexed first. Never all pairs: only
     entries sharing a key or an LSH bucket are compared.
     """
-    return dedupe_full(store, dedupe_settings(config))
+    return dedupe_full(store, settings.dedupe_settings(config))
 
 
 def dedupe_full(store: Store, settings: dedupe.DedupeSettings) -> int:
@@ -158,7 +148,7 @@ def split_duplicate(config: Config, store: Store, entry_id: int, now: datetime) 
     if not mates:
         raise AggregatorError(f"entry {entry_id} is not linked to any other entry")
     store.add_dupe_splits(entry_id, mates, now)
-    _recluster_scope(store, {entry_id, *mates}, dedupe_settings(config), {})
+    _recluster_scope(store, {entry_id, *mates}, settings.dedupe_settings(config), {})
     return mates
 
 

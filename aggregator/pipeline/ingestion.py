@@ -12,12 +12,12 @@ import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+from aggregator import settings
 from aggregator.config import Config
 from aggregator.errors import SourceError
 from aggregator.model import (
@@ -29,17 +29,16 @@ from aggregator.model import (
 )
 from aggregator.normalize import normalize
 from aggregator.pipeline.deduplication import dedupe_changed
-from aggregator.sources import content, content_scan, feeds, opml, schedule
-from aggregator.sources.feed_entries import EntrySettings, FeedReading, read_feed
+from aggregator.sources import content_scan, feeds, opml, schedule
+from aggregator.sources.feed_entries import FeedReading, read_feed
+from aggregator.sources.feed_state import FetchOutcome, Status, decide_feed_state
 from aggregator.sources.fetch import (
     FetchRequest,
     FetchResult,
-    FetchSettings,
     FetchStatus,
     fetch_all,
     run_async,
 )
-from aggregator.sources.parse import ParseSettings
 from aggregator.store import Store
 from aggregator.workers import discard as discard_pool
 from aggregator.workers import parser_pool
@@ -72,25 +71,12 @@ def ingest(
     return IngestReport(results=tuple(results), linked=linked)
 
 
-def _content_settings(config: Config) -> content.ContentSettings:
-    return content.ContentSettings(
-        dir=config.content.dir,
-        base_url=config.site.base_url,
-        permalink=config.content.permalink,
-        timezone=config.site.tz,
-        author=config.site.author,
-        encoding=config.content.encoding,
-        max_size=config.content.max_size,
-        code_placeholder=config.content.code_placeholder,
-    )
-
-
 def _ingest_content(
     config: Config, store: Store, now: datetime, workers: int | None = None
 ) -> SourceResult:
     source = config.content_source
     source_id = store.ensure_source(source)
-    settings = _content_settings(config)
+    scan_settings = settings.content_settings(config)
     # normalize runs in the scan's worker processes: a partial of a module
     # function pickles, and keeps sources from importing another stage.
     finish = partial(
@@ -101,7 +87,7 @@ def _ingest_content(
         code_placeholder=config.content.code_placeholder,
         tracking_params=config.dedupe.tracking_params,
     )
-    scanner = content_scan.Scanner(settings, store.content_files(source_id), finish, workers)
+    scanner = content_scan.Scanner(scan_settings, store.content_files(source_id), finish, workers)
     new = changed = items = 0
     for batch in scanner.batches():
         result = store.upsert_entries(source_id, batch, now)
@@ -110,7 +96,7 @@ def _ingest_content(
     # A deleted post (or one turned draft) leaves the digest; its row stays.
     # A broken file counts as present under its last good guid, so it keeps
     # its last good version; other deletions still apply.
-    if not any(f.location == str(settings.dir) for f in out.failures):
+    if not any(f.location == str(scan_settings.dir) for f in out.failures):
         store.mark_gone(source_id, out.present)
     store.save_content_files(source_id, out.states, out.removed)
     store.record_check(source_id, now, _summary(out.failures))
@@ -126,7 +112,7 @@ def _ingest_content(
     )
 
 
-# -- feeds (issue 4) ---------------------------------------------------------
+# -- feeds --------------------------------------------------------------------
 # Fetch concurrently (asyncio + httpx), and as each body arrives parse and
 # normalize it in a pool of worker processes (feedparser and the HTML work
 # hold the GIL; processes use every core; the pool is kept across ingests, see
@@ -138,36 +124,6 @@ POOL_MIN_FEEDS = 4
 #: entries read from feeds are stored in transactions of about this many (one
 #: commit per feed cost more than the inserts themselves)
 STORE_BATCH = 1000
-
-
-def fetch_settings(config: Config) -> FetchSettings:
-    """The [fetch] section as the fetcher's settings."""
-    f = config.fetch
-    return FetchSettings(
-        concurrency=f.concurrency,
-        per_host=f.per_host,
-        connect_timeout=f.connect_timeout,
-        read_timeout=f.read_timeout,
-        total_timeout=f.total_timeout,
-        max_bytes=f.max_bytes,
-    )
-
-
-def _schedule_settings(config: Config) -> schedule.ScheduleSettings:
-    f = config.fetch
-    return schedule.ScheduleSettings(
-        min_interval=timedelta(minutes=f.min_interval_minutes),
-        max_interval=timedelta(minutes=f.max_interval_minutes),
-        backoff_cap=timedelta(minutes=f.backoff_cap_minutes),
-    )
-
-
-def entry_settings(config: Config) -> EntrySettings:
-    """How items become entries, from config."""
-    return EntrySettings(
-        tracking_params=config.dedupe.tracking_params,
-        code_placeholder=config.content.code_placeholder,
-    )
 
 
 def _ingest_feeds(
@@ -212,11 +168,9 @@ class _FeedRun:
         self.states = states
         self.progress = progress
         self.ids = store.ensure_sources(due)
-        self.sched = _schedule_settings(config)
-        self.entry_settings = entry_settings(config)
-        self.parse_settings = ParseSettings(
-            timeout=config.fetch.parse_timeout, max_entries=config.fetch.max_entries
-        )
+        self.sched = settings.schedule_settings(config)
+        self.entry_settings = settings.entry_settings(config)
+        self.parse_settings = settings.parse_settings(config)
         self.results: list[SourceResult] = []
         #: feed states and checks written together at the end (one transaction)
         self.checks: list[tuple[int, FeedState, str | None]] = []
@@ -237,7 +191,7 @@ class _FeedRun:
             self.progress(0, len(requests), None)
         pending: set[asyncio.Task[None]] = set()
         try:
-            async for fetched in fetch_all(requests, fetch_settings(self.config)):
+            async for fetched in fetch_all(requests, settings.fetch_settings(self.config)):
                 st = self.states.get(fetched.request.key, FeedState())
                 ok = fetched.status is FetchStatus.OK
                 digest = hashlib.sha256(fetched.body).hexdigest() if ok else None
@@ -289,66 +243,35 @@ class _FeedRun:
         self._finish(fetched, digest, reading)
 
     def _finish(self, fetched: FetchResult, digest: str | None, parsed: FeedReading | None) -> None:
-        """Decide the feed's new state from the outcome, and record it."""
+        """Record the feed's new state, as decide_feed_state decides it from the outcome."""
         key = fetched.request.key
-        source = self.due[key]
-        source_id = self.ids[key]
+        outcome = FetchOutcome(
+            status=Status(fetched.status.value),
+            headers=fetched.headers,
+            moved_to=fetched.moved_to,
+            error=fetched.error,
+            retry_after=fetched.retry_after,
+        )
         old = self.states.get(key, FeedState())
-        now, sched = self.now, self.sched
-        moved = fetched.moved_to or old.moved_to
-        if fetched.moved_to and fetched.moved_to != old.moved_to:
-            log.warning("%s: moved permanently to %s; fetching from there", key, fetched.moved_to)
-        error: str | None = None
-        retry_after = None
-        fetch_note = ""
-        if fetched.status is FetchStatus.GONE:
-            error = f"{fetched.error}: the feed is gone, fetching stopped"
-            state = replace(old, disabled_reason=error, next_fetch=None)
-        elif fetched.status is FetchStatus.ERROR or (parsed is not None and parsed.error):
-            error = fetched.error if fetched.status is FetchStatus.ERROR else parsed.error  # type: ignore[union-attr]
-            retry_after = schedule.parse_retry_after(fetched.retry_after, now)
-            errors = old.consecutive_errors + 1
-            state = replace(
-                old,
-                consecutive_errors=errors,
-                moved_to=moved,
-                next_fetch=schedule.next_after_error(now, errors, retry_after, sched),
+        decision = decide_feed_state(old, outcome, parsed, digest, self.now, self.sched)
+        if decision.newly_moved_to:
+            log.warning(
+                "%s: moved permanently to %s; fetching from there", key, decision.newly_moved_to
             )
-            if errors > 1:
-                error = f"{error} ({errors} failures in a row)"
-        else:
-            interval = parsed.interval if parsed is not None else None
-            # Not parsed (304, or the same body again): the response's own
-            # Cache-Control is the hint there is.
-            if parsed is None:
-                interval = schedule.feed_interval(
-                    cache_control=fetched.headers.get("cache-control")
-                )
-            state = FeedState(
-                etag=fetched.headers.get("etag", old.etag if parsed is None else None),
-                last_modified=fetched.headers.get(
-                    "last-modified", old.last_modified if parsed is None else None
-                ),
-                body_hash=digest or old.body_hash,
-                next_fetch=schedule.next_after_success(now, interval, sched),
-                moved_to=moved,
-                last_success=now,
-            )
-            if parsed is None:
-                fetch_note = (
-                    "not modified" if fetched.status is FetchStatus.NOT_MODIFIED else "unchanged"
-                )
         if parsed is not None and parsed.error is None:
             if parsed.warning:
                 log.warning("%s: %s", key, parsed.warning)
-            self.unstored.append((key, state, parsed))
+            self.unstored.append((key, decision.state, parsed))
             self.unstored_entries += len(parsed.entries)
             if self.unstored_entries >= STORE_BATCH:
                 self._store()
         else:
+            error = decision.error
             failures = (Failure(fetched.url or key, error),) if error else ()
-            self.checks.append((source_id, state, str(failures[0]) if failures else None))
-            self._done(SourceResult(source=source, failures=failures, fetch=fetch_note))
+            self.checks.append(
+                (self.ids[key], decision.state, str(failures[0]) if failures else None)
+            )
+            self._done(SourceResult(source=self.due[key], failures=failures, fetch=decision.note))
 
     def _store(self) -> None:
         """Write the feeds read so far, in one transaction."""
@@ -385,7 +308,9 @@ def _internal_error(fetched: FetchResult, error: Exception) -> FeedReading:
 
 def find_feed(config: Config, url: str) -> tuple[str, str | None]:
     """The feed at `url`, or the one the web page at `url` links: (feed URL, its title)."""
-    found, parsed = feeds.find_feed(url, fetch_settings(config))
+    found, parsed = feeds.find_feed(
+        url, settings.fetch_settings(config), settings.parse_settings(config)
+    )
     return found, parsed.title
 
 

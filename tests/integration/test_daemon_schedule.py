@@ -14,6 +14,7 @@ from aggregator import clock
 from aggregator import config as config_mod
 from aggregator.config import Config
 from aggregator.daemon import Daemon
+from aggregator.model import SendReport
 from aggregator.store import SCHEDULER_TABLE, Store
 from tests.daemon_helpers import free_port, wait_for, write_config
 
@@ -24,9 +25,9 @@ class Outbox:
     def __init__(self) -> None:
         self.sent: list[datetime] = []
 
-    def __call__(self, config: Config, store: Store, now: datetime) -> str:
+    def __call__(self, config: Config, store: Store, now: datetime, **_: object) -> SendReport:
         self.sent.append(now)
-        return f"issue {len(self.sent)} sent"
+        return SendReport(issue=f"2026-W{len(self.sent):02}", sent=1)
 
 
 def start(path: Path, outbox: Outbox) -> Daemon:
@@ -78,7 +79,7 @@ def test_missed_send_fires_once_after_restart_and_never_twice(tmp_path: Path) ->
         last_ok = wait_for(
             "the send's run record", lambda: d.store.job_statuses(["send"])[0].last_ok
         )
-        assert last_ok.detail == "issue 1 sent"
+        assert last_ok.detail == "issue 2026-W01: 1 sent, 0 had it"
     finally:
         assert d.shutdown()
 

@@ -12,7 +12,7 @@ import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from aggregator import pipeline
+from aggregator import newsletter, pipeline
 from aggregator.errors import DeliveryError
 from aggregator.store import Store
 from tests.conftest import NOW
@@ -84,7 +84,7 @@ def test_sends_over_tls_with_the_password_from_the_environment(
     )  # fmt: skip
     store = Store.open(config.database.url)
     pipeline.ingest(config, store, NOW)
-    report = pipeline.send(config, store, NOW, tls_context=client_context(ca))
+    report = newsletter.send(config, store, NOW, tls_context=client_context(ca))
     assert report.sent == 2 and not report.failures
     assert sorted(r.rcpt_tos[0] for r in handler.received) == ["ada@example.com", "lin@example.org"]
 
@@ -104,9 +104,9 @@ def test_a_wrong_password_stops_the_send_with_a_clear_error(
     store = Store.open(config.database.url)
     pipeline.ingest(config, store, NOW)
     with pytest.raises(DeliveryError, match="refused the login for 'digest'"):
-        pipeline.send(config, store, NOW, tls_context=client_context(ca))
+        newsletter.send(config, store, NOW, tls_context=client_context(ca))
     assert handler.received == []
     # Nobody was lost: with the right password the same issue goes to both.
     monkeypatch.setenv("TEST_SMTP_PASSWORD", "s3cret")
-    report = pipeline.send(config, store, NOW, tls_context=client_context(ca))
+    report = newsletter.send(config, store, NOW, tls_context=client_context(ca))
     assert report.sent == 2

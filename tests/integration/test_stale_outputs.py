@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 from aggregator import config as config_mod
-from aggregator import pipeline
+from aggregator import newsletter, pipeline
 from aggregator.deliver.files import MANIFEST
 from aggregator.model import BuildReport
 from aggregator.store import Store
@@ -114,8 +114,8 @@ def test_issue_archive_pages_are_produced_by_every_build_and_kept(example: Path)
     store = Store.open(config.database.url)
     try:
         pipeline.ingest(config, store, NOW)
-        issue, _ = store.add_issue(pipeline.compose_issue(config, store, NOW))
-        path = pipeline.archive_path(issue.key)
+        issue, _ = store.add_issue(newsletter.compose_issue(config, store, NOW))
+        path = newsletter.archive_path(issue.key)
         first = pipeline.build(config, store, NOW)
         assert path in first.written and path in manifest(public)
         for _ in range(2):

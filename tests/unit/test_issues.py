@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aggregator import issues
+from aggregator.newsletter import issues
 from aggregator.render.email import TEXT_WIDTH, wrap
 from tests.factories import source, stored
 

@@ -21,7 +21,7 @@ Theory of operation:
   many of the newest entries fit, given a function that measures a
   rendering; the email then ends with "N more in the web archive".
 
-Not here: rendering (render/email.py), sending (deliver/smtp.py).
+Not here: rendering (render/email.py), sending (send.py, smtp.py).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from aggregator.email_schedule import next_fire
+from aggregator.newsletter.schedule import next_fire
 from aggregator.errors import ConfigError
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")

@@ -34,8 +34,8 @@ as dead). On restart:
   --issue KEY --resend-uncertain` sends those again deliberately, with the
   same Message-ID so clients can recognise the copy.
 
-Not here: what goes in the message (deliver/message.py), which issue and
-which subscribers (pipeline/mailing.py).
+Not here: what goes in the message (message.py), which issue and
+which subscribers (compose.py, send.py).
 """
 
 from __future__ import annotations
@@ -56,7 +56,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aggregator import clock
-from aggregator.deliver import message
 from aggregator.deliver.files import write_atomic
 from aggregator.errors import DeliveryError
 from aggregator.model import (
@@ -67,6 +66,7 @@ from aggregator.model import (
     Subscriber,
     SubscriberStatus,
 )
+from aggregator.newsletter import message
 
 if TYPE_CHECKING:  # the store is handed in by the pipeline; only its type is needed here
     from aggregator.store import Store
@@ -82,17 +82,17 @@ Progress = Callable[[int, int, str, str], None]
 class SmtpSettings:
     host: str
     port: int
-    user: str = ""
-    password: str | None = None
-    starttls: bool = False
-    implicit_tls: bool = False
-    timeout: float = 30.0
+    user: str
+    password: str | None
+    starttls: bool
+    implicit_tls: bool
+    timeout: float
     #: messages per second; 0: no limit
-    rate_limit: float = 0.0
+    rate_limit: float
     #: tries per message on transient failures
-    retries: int = 3
+    retries: int
     #: seconds before the first retry, doubled each time
-    retry_backoff: float = 2.0
+    retry_backoff: float
     #: TLS context; None: the system's default verification
     tls_context: ssl.SSLContext | None = None
 

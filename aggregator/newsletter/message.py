@@ -23,8 +23,8 @@ from urllib.parse import quote
 from email_validator import EmailNotValidError, validate_email
 
 from aggregator.errors import DeliveryError
-from aggregator.issues import header_text
 from aggregator.model import UNSUBSCRIBE_PLACEHOLDER, Issue, Subscriber
+from aggregator.newsletter.issues import header_text
 
 
 @dataclass(frozen=True)

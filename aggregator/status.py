@@ -1,0 +1,218 @@
+"""What `aggregator status` and the health endpoint say: typed values read from
+the store, and the JSON shape they are published in.
+
+`status()` gathers a Status; the CLI prints it for a person and `to_json()`
+gives the machine-readable form (`status --json`); `health()` is the daemon's
+`/healthz` answer.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from aggregator.config import Config
+from aggregator.errors import AggregatorError
+from aggregator.model import JobStatus, Run, ScheduledJob, SourceKind, SourceStatus
+from aggregator.newsletter.schedule import next_fire
+from aggregator.store import Store
+
+log = logging.getLogger(__name__)
+
+INGEST, BUILD, SEND, HOUSEKEEPING, VACUUM = "ingest", "build", "send", "housekeeping", "vacuum"
+#: the jobs status reports on (vacuum is part of housekeeping)
+JOBS = (INGEST, BUILD, SEND, HOUSEKEEPING)
+
+
+@dataclass(frozen=True)
+class SourceLine:
+    """One source as status shows it."""
+
+    status: SourceStatus
+    #: where it is read from: the content directory, or the feed's URL
+    location: str
+
+    @property
+    def state(self) -> str:
+        """ok, failing, disabled or never checked."""
+        if self.status.disabled_reason:
+            return "disabled"
+        return {"ok": "ok", "error": "failing", "never": "never checked"}[self.status.last_status]
+
+
+@dataclass(frozen=True)
+class IssueLine:
+    """The latest stored issue, and when the next one is due."""
+
+    last_key: str | None
+    #: when the latest issue was composed
+    last_created: datetime | None
+    #: the latest issue's deliveries by status ("sent": 12, ...)
+    deliveries: dict[str, int]
+    next: datetime | None
+    #: why the next send cannot be computed (an invalid [email] schedule)
+    next_error: str | None = None
+
+
+@dataclass(frozen=True)
+class Status:
+    """Everything `aggregator status` shows."""
+
+    now: datetime
+    sources: tuple[SourceLine, ...]
+    entries_total: int
+    entries_new_this_week: int
+    jobs: dict[str, JobStatus]
+    issues: IssueLine
+    #: subscribers listed in config.toml, and stored subscribers by status
+    subscribers_configured: int
+    subscribers: dict[str, int]
+    schedule: tuple[ScheduledJob, ...]
+
+    @property
+    def source_counts(self) -> dict[str, int]:
+        """Sources by state (only states that occur)."""
+        return dict(Counter(s.state for s in self.sources))
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON shape of `status --json` (stable: scripts read it)."""
+        i = self.issues
+        return {
+            "now": _iso(self.now),
+            "sources": [_source_json(s) for s in self.sources],
+            "source_counts": self.source_counts,
+            "entries": {"total": self.entries_total, "new_this_week": self.entries_new_this_week},
+            "jobs": {
+                name: {"last": _run_json(j.last), "last_ok": _run_json(j.last_ok)}
+                for name, j in self.jobs.items()
+            },
+            "issues": {
+                "last": _iso(i.last_created),
+                "last_key": i.last_key,
+                "deliveries": i.deliveries,
+                "next": f"invalid schedule: {i.next_error}" if i.next_error else _iso(i.next),
+            },
+            "subscribers": {"configured": self.subscribers_configured, **self.subscribers},
+            "schedule": [{"job": j.id, "next_run": _iso(j.next_run)} for j in self.schedule],
+        }
+
+
+def status(config: Config, store: Store, now: datetime) -> Status:
+    """Read everything `aggregator status` shows."""
+    sources = tuple(
+        SourceLine(
+            s, str(config.content.dir) if s.source.kind == SourceKind.CONTENT else s.source.key
+        )
+        for s in store.source_statuses(config.sources)
+    )
+    total, new = store.entry_stats(now - timedelta(days=7))
+    scheduled = tuple(store.scheduled_jobs())
+    next_send: datetime | None = None
+    next_error = None
+    if config.daemon.send_interval > 0:
+        next_send = next((j.next_run for j in scheduled if j.id == SEND), None)
+    else:
+        try:
+            next_send = next_fire(config.email.schedule, config.site.tz, now)
+        except AggregatorError as e:
+            next_error = str(e)
+    latest = store.latest_issue()
+    deliveries = (
+        dict(Counter(str(d.status) for d in store.deliveries(latest.key).values()))
+        if latest
+        else {}
+    )
+    return Status(
+        now=now,
+        sources=sources,
+        entries_total=total,
+        entries_new_this_week=new,
+        jobs={j.job: j for j in store.job_statuses(JOBS)},
+        issues=IssueLine(
+            last_key=latest.key if latest else None,
+            last_created=latest.created if latest else None,
+            deliveries=deliveries,
+            next=next_send,
+            next_error=next_error,
+        ),
+        subscribers_configured=len(config.subscribers),
+        subscribers=dict(Counter(str(s.status) for s in store.subscribers())),
+        schedule=scheduled,
+    )
+
+
+def health(config: Config, store: Store, now: datetime) -> dict[str, Any]:
+    """The health endpoint's answer: last successes and failing feeds.
+
+    `ok` is false (HTTP 503) only when the store cannot be read: a failing
+    feed is reported, but the service itself is healthy.
+    """
+    try:
+        runs = {j.job: j for j in store.job_statuses(JOBS)}
+        failing = [
+            {
+                "name": s.source.name,
+                "url": s.source.key,
+                "error": s.last_error,
+                "last_checked": _iso(s.last_checked),
+            }
+            for s in store.source_statuses(config.sources)
+            if s.last_status == "error"
+        ]
+    except AggregatorError as e:
+        log.error("health check cannot read the store: %s", e)
+        return {"ok": False, "error": str(e), "now": _iso(now)}
+
+    def last_ok(job: str) -> str | None:
+        run = runs[job].last_ok
+        return _iso(run.finished) if run else None
+
+    return {
+        "ok": True,
+        "now": _iso(now),
+        "last_ingest": last_ok(INGEST),
+        "last_build": last_ok(BUILD),
+        "last_send": last_ok(SEND),
+        "failing_feeds": failing,
+    }
+
+
+def run_state(run: Run) -> str:
+    """ok, failed, or "running or interrupted" (no end recorded)."""
+    return "running or interrupted" if run.finished is None else "ok" if run.ok else "failed"
+
+
+def _iso(when: datetime | None) -> str | None:
+    return when.isoformat(timespec="seconds") if when else None
+
+
+def _run_json(run: Run | None) -> dict[str, Any] | None:
+    if run is None:
+        return None
+    return {
+        "started": _iso(run.started),
+        "finished": _iso(run.finished),
+        "state": run_state(run),
+        "error": run.error,
+        "detail": run.detail,
+    }
+
+
+def _source_json(line: SourceLine) -> dict[str, Any]:
+    s = line.status
+    return {
+        "name": s.source.name,
+        "kind": str(s.source.kind),
+        "key": line.location,
+        "state": line.state,
+        "last_checked": _iso(s.last_checked),
+        "last_error": s.last_error,
+        "entries": s.entry_count,
+        "disabled_reason": s.disabled_reason,
+        "moved_to": s.moved_to,
+        "consecutive_errors": s.consecutive_errors,
+        "next_fetch": _iso(s.next_fetch) if not s.disabled_reason else None,
+    }
