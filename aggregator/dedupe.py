@@ -3,7 +3,7 @@
 Pure: takes DedupeCandidate values (plus LSH buckets, texts and the user's
 splits), returns DupeLink decisions; the store records them. Rows are
 linked, never deleted, so a wrong merge can be undone (`aggregator dupes
-split`). See issue 5.
+split`).
 
 Fundamental observations
 - A wrong merge silently hides a post; a missed merge shows a copy twice.
@@ -73,9 +73,9 @@ class DedupeSettings:
     """Thresholds of the near-duplicate layer and the group-size guard."""
 
     #: Jaccard similarity of shingle sets at or above which texts may be copies
-    near_threshold: float = 0.8
+    near_threshold: float
     #: texts lighter than this many words are never near-matched
-    near_min_words: int = 50
+    near_min_words: int
     #: the longest passage (in words) that may differ on both sides of a copy
     max_replaced_words: int = 12
     #: keys shared by more entries than this propose no pairs
@@ -210,10 +210,10 @@ def judge(
 
 def cluster(
     candidates: Sequence[DedupeCandidate],
+    settings: DedupeSettings,
     buckets: Mapping[int, Sequence[int]] | None = None,
     texts: Mapping[int, str] | None = None,
     splits: Collection[frozenset[int]] = (),
-    settings: DedupeSettings | None = None,
 ) -> list[DupeLink]:
     """Decide which entries are copies of which; return one link per copy.
 
@@ -222,7 +222,6 @@ def cluster(
     are pairs the user declared different. Entries of one clustering scope
     only: links to entries outside `candidates` are never made.
     """
-    settings = settings or DedupeSettings()
     pairs = propose(candidates, buckets or {}, settings)
     by_id = {c.id: c for c in candidates}
     edges = judge(pairs, by_id, texts or {}, settings)

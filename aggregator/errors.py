@@ -36,9 +36,5 @@ class StoreError(AggregatorError):
     """The database cannot be opened or written."""
 
 
-class RenderError(AggregatorError):
-    """An output (feed, page, email) cannot be rendered."""
-
-
 class DeliveryError(AggregatorError):
     """An output cannot be written or a message cannot be sent."""

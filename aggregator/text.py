@@ -252,11 +252,6 @@ def _rebase(base_url: str, origin: str | None, link: str) -> str | None:
         return None
 
 
-def absolutize_links(fragment: str, base_url: str) -> str:
-    """Resolve relative href and src attributes against `base_url`."""
-    return rebase_links(fragment, base_url, base_url)
-
-
 def rebase_links(
     fragment: str,
     href_base: str,
@@ -371,7 +366,7 @@ def fold_space(text: str) -> str:
 # or number (with its in-word hyphens, apostrophes, dots: "Qwen1.5-7B-Chat",
 # "don't", "1,000"), a URL, a math span, an inline code span, a [placeholder].
 # Han and kana have no spaces between words, so between two of them the cut
-# may fall anywhere (the rules of issue 3).
+# may fall anywhere.
 
 _CJK = r"\p{Han}\p{Hiragana}\p{Katakana}"
 _WORD = rf"[[\p{{L}}\p{{N}}\p{{M}}\p{{Pc}}]--[{_CJK}]]+"

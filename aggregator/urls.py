@@ -6,7 +6,7 @@ host case, default ports, a trailing slash or index.html, the fragment,
 tracking parameters, the order of the remaining query parameters and the
 spelling of percent-escapes. It does not drop `www.`, fold path case or
 follow redirects: those can name different pages, and a wrong merge hides a
-post (issue 5), while a missed one only shows a copy twice.
+post, while a missed one only shows a copy twice.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Benchmark: ingesting a content directory of 10,000 posts (issue 3).
+"""Benchmark: ingesting a content directory of 10,000 posts.
 
 Generates posts of about 3 KB (mixed Chinese and English, math, code blocks,
 tags) in a temporary folder, then measures three ingests, each in a fresh

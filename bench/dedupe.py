@@ -1,4 +1,4 @@
-"""Dedupe at scale (issue 5): a store of N entries with 10% duplicates of mixed
+"""Dedupe at scale: a store of N entries with 10% duplicates of mixed
 kinds, then +1,000 entries ingested with incremental dedupe, then a full
 re-cluster; peak memory; precision and recall against the known truth.
 Also dedupe right after a first ingest of --first all-new entries into an
@@ -35,6 +35,8 @@ from aggregator.store import Store
 from aggregator.urls import canonical_url
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
+#: the thresholds measured: config.toml's [dedupe] defaults
+SETTINGS = DedupeSettings(near_threshold=0.8, near_min_words=50)
 SOURCES = 40
 VOCAB = [f"{a}{b}" for a in ("ka", "lo", "mi", "nu", "pe", "ro", "su", "ti") for b in range(2500)]
 CUM = list(accumulate(1.0 / (r + 1) for r in range(len(VOCAB))))
@@ -142,7 +144,7 @@ def build(db: str, entries: int, batch: int) -> None:
     store = Store.open(db)
     ids = source_ids(store)
     store_docs(store, ids, corpus(rng, 0, entries, 0))
-    pipeline.dedupe_incremental(store, DedupeSettings())
+    pipeline.dedupe_incremental(store, SETTINGS)
     store.close()
 
 
@@ -153,7 +155,7 @@ def first_ingest(db: str, entries: int, out: Connection) -> None:
     store = Store.open(db)
     store_docs(store, source_ids(store), corpus(random.Random(7), 0, entries, 0))
     t = time.perf_counter()
-    pipeline.dedupe_incremental(store, DedupeSettings())
+    pipeline.dedupe_incremental(store, SETTINGS)
     out.send((time.perf_counter() - t, *quality(store)))
     store.close()
 
@@ -174,7 +176,6 @@ def main() -> None:
     parser.add_argument("--first", type=int, default=17_306)
     parser.add_argument("--record", action="store_true", help="write bench/RESULTS.md")
     args = parser.parse_args()
-    settings = DedupeSettings()
     with tempfile.TemporaryDirectory() as tmp:
         fork = multiprocessing.get_context("fork")
         receive, send = fork.Pipe(duplex=False)
@@ -204,7 +205,7 @@ def main() -> None:
         t = time.perf_counter()
         store_docs(store, ids, more)
         t_store = time.perf_counter() - t
-        pipeline.dedupe_incremental(store, settings)
+        pipeline.dedupe_incremental(store, SETTINGS)
         t_ingest = time.perf_counter() - t
         print(
             f"ingest +{len(more)}: {t_ingest:.2f} s "
@@ -213,7 +214,7 @@ def main() -> None:
         p_inc, r_inc = quality(store)
 
         t = time.perf_counter()
-        pipeline.dedupe_full(store, settings)
+        pipeline.dedupe_full(store, SETTINGS)
         t_full = time.perf_counter() - t
         total = store.entry_count()
         print(f"full re-cluster of {total}: {t_full:.1f} s")
@@ -252,7 +253,7 @@ def record(
     first: tuple[float, float, float],
 ) -> None:
     section = f"""<!-- bench:dedupe -->
-## Dedupe (issue 5): `python -m bench.dedupe --entries {args.entries}`
+## Dedupe: `python -m bench.dedupe --entries {args.entries}`
 
 Synthetic store: {args.entries:,} entries in {SOURCES + 1} sources, 10% duplicates
 (a quarter each: same canonical URL with utm_*, same words plus a feed footer,

@@ -68,7 +68,7 @@ def main() -> None:
     load = os.getloadavg()
     table = "\n".join(
         [
-            "## Email issue (issue 7)",
+            "## Email issue",
             "",
             f"`python -m bench.email_issue`, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
             " (shared 2-core machine). Target: HTML part under 90 KB encoded"

@@ -1,4 +1,4 @@
-"""Benchmark: ingest many feeds from a slow local server (issue 4).
+"""Benchmark: ingest many feeds from a slow local server.
 
 Serves N feeds (20-50 entries each, 1-5 KB of HTML per entry, some Chinese;
 text drawn from 8,000 pseudo-words and 3,000 Han characters, Zipf-distributed)

@@ -72,7 +72,7 @@ def check_exactly_once(
     server: SmtpServer, database_url: str, addresses: Sequence[str], issue_key: str | None = None
 ) -> list[str]:
     """Nobody got two copies of the issue, and everyone got one except a delivery
-    on record as uncertain (killed mid-handover: see deliver/smtp.py). Returns
+    on record as uncertain (killed mid-handover: see newsletter/smtp.py). Returns
     the uncertain addresses."""
     counts = server.handler.count_by_rcpt()
     assert max(counts.values()) == 1, {a: c for a, c in counts.items() if c > 1}

@@ -1,7 +1,7 @@
 """Issues of the email digest: their key, their window, their subject, their size.
 
-Pure functions, no IO: the pipeline reads the store and the clock and hands
-the values in.
+Pure functions, no IO: compose.py reads the store and send.py the clock,
+and they hand the values in.
 
 Theory of operation:
 

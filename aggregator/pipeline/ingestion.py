@@ -43,7 +43,7 @@ from aggregator.store import Store
 from aggregator.workers import discard as discard_pool
 from aggregator.workers import parser_pool
 
-# The name log lines have always carried (this was aggregator/pipeline.py).
+# The name log lines have always carried (log filters select on it).
 log = logging.getLogger("aggregator.pipeline")
 
 

@@ -1,7 +1,7 @@
 """The digest as an email: HTML with CSS inlined (premailer) and plain text.
 
-Pure: values in, strings out. What goes in an issue is decided in issues.py,
-the MIME message is built in deliver/message.py.
+Pure: values in, strings out. What goes in an issue is decided in
+newsletter/compose.py, the MIME message is built in newsletter/message.py.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Front matter is YAML between `---` lines or TOML between `+++` lines. One
 broken post becomes a Failure naming its path (and line); the scan goes on.
 
-Theory of operation (issue 3):
+Theory of operation:
 
 - Identity: a post's guid is front matter `id`, else its slug (front matter
   `slug`, else the file name; `index.md` takes its folder's name), never the
@@ -64,11 +64,11 @@ class ContentSettings:
     timezone: ZoneInfo
     author: str
     #: text encoding of the posts; a UTF-8 BOM is always accepted
-    encoding: str = "utf-8"
+    encoding: str
     #: posts larger than this many bytes are refused
-    max_size: int = 5 * 1024 * 1024
+    max_size: int
     #: what a code block becomes in plain text and excerpts
-    code_placeholder: str = "[code]"
+    code_placeholder: str
 
     def fingerprint(self) -> str:
         """A hash of everything that shapes a parsed post."""
@@ -87,15 +87,6 @@ class FoundFile:
     path: Path
     size: int
     mtime_ns: int
-
-
-@dataclass(frozen=True)
-class ScanResult:
-    """A full, serial read of the directory (no previous state)."""
-
-    items: tuple[RawItem, ...]
-    failures: tuple[Failure, ...]
-    warnings: tuple[Failure, ...] = ()
 
 
 # -- walking -------------------------------------------------------------------
@@ -195,12 +186,6 @@ def decode(data: bytes, location: str, encoding: str) -> str:
             " encoding, set [content] encoding (e.g. gb18030)",
         ) from None
     return text.removeprefix("\ufeff")
-
-
-def read_post(path: Path, settings: ContentSettings, rel: str | None = None) -> RawItem:
-    """Read one post; raise SourceError naming the file (and line)."""
-    item, _warnings = read_file(path, settings, rel or path.name, None, None)
-    return item
 
 
 def read_file(
@@ -406,19 +391,3 @@ def _draft(value: Any, location: str) -> bool:
     if isinstance(value, str) and value.strip().lower() in ("true", "false", "yes", "no"):
         return value.strip().lower() in ("true", "yes")
     raise SourceError(location, f"'draft' must be true or false, not {value!r}")
-
-
-def scan(settings: ContentSettings) -> ScanResult:
-    """Read every post under the content directory (no state, one process)."""
-    found, failures = list_files(settings)
-    items: list[RawItem] = []
-    warnings: list[Failure] = []
-    for f in found:
-        try:
-            item, warned = read_file(f.path, settings, f.rel, None, None)
-        except SourceError as e:
-            failures.append(Failure(e.location, e.reason))
-            continue
-        items.append(item)
-        warnings += [Failure(str(f.path), w) for w in warned]
-    return ScanResult(tuple(items), tuple(failures), tuple(warnings))

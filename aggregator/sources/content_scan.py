@@ -1,4 +1,4 @@
-"""The incremental, parallel scan of the content directory (issue 3).
+"""The incremental, parallel scan of the content directory.
 
 A file whose size and mtime match the previous scan's state is not read.
 Otherwise it is read and hashed; the same hash (and the same settings) costs
@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 
@@ -254,8 +254,3 @@ class _Claims:
             if other is not None and other != rel:
                 return key, other
         return None
-
-
-def entries_of(batches: Iterable[list[Entry]]) -> list[Entry]:
-    """Every entry of `batches` in one list (tests, small directories)."""
-    return [e for b in batches for e in b]

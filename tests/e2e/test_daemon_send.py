@@ -261,7 +261,7 @@ def test_sigkill_during_a_send_then_restart_delivers_to_everyone_once(
     complete_outputs(tmp_path / "public")
     url = config_mod.load(config).database.url
     uncertain = check_exactly_once(smtp_server, url, readers)
-    # The one promise with an exception (deliver/smtp.py): a delivery killed
+    # The one promise with an exception (newsletter/smtp.py): a delivery killed
     # between "sending" and the server's reply is recorded uncertain and not
     # sent again; anything killed earlier is sent by the restarted daemon.
     assert set(uncertain) <= set(in_flight)

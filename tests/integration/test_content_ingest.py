@@ -1,4 +1,4 @@
-"""Ingesting a real content directory into a real SQLite file (issue 3)."""
+"""Ingesting a real content directory into a real SQLite file."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from aggregator import config as config_mod
-from aggregator import pipeline
+from aggregator import pipeline, settings
 from aggregator.config import Config
 from aggregator.digest import entry_excerpt
 from aggregator.model import Entry, RawItem, SourceResult, StoredEntry
@@ -138,17 +138,17 @@ def test_a_touched_file_costs_a_hash_not_a_parse(root: Path) -> None:
     store = Store.open(cfg.database.url)
     source_id = store.ensure_source(cfg.content_source)
     scanner = content_scan.Scanner(
-        ingestion._content_settings(cfg), store.content_files(source_id), _no_parse
+        settings.content_settings(cfg), store.content_files(source_id), _no_parse
     )
-    assert content_scan.entries_of(scanner.batches()) == []
+    assert [e for batch in scanner.batches() for e in batch] == []
     assert (scanner.outcome.read, scanner.outcome.parsed) == (1, 0)
     assert scanner.outcome.present == {"a"}
     store.save_content_files(source_id, scanner.outcome.states, scanner.outcome.removed)
     # the new mtime is remembered: next time it is not even read
     scanner = content_scan.Scanner(
-        ingestion._content_settings(cfg), store.content_files(source_id), _no_parse
+        settings.content_settings(cfg), store.content_files(source_id), _no_parse
     )
-    content_scan.entries_of(scanner.batches())
+    [e for batch in scanner.batches() for e in batch]
     assert scanner.outcome.read == 0
     store.close()
 

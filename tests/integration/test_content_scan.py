@@ -6,7 +6,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from aggregator.sources.content import ContentSettings, scan
+from aggregator.errors import SourceError
+from aggregator.model import Failure, RawItem
+from aggregator.sources.content import ContentSettings, list_files, read_file
+
+
+def scan(settings: ContentSettings) -> tuple[list[RawItem], list[Failure]]:
+    """Every post read as the scanner reads each file: (items, failures)."""
+    found, failures = list_files(settings)
+    items = []
+    for f in found:
+        try:
+            items.append(read_file(f.path, settings, f.rel, None, None)[0])
+        except SourceError as e:
+            failures.append(Failure(e.location, e.reason))
+    return items, failures
 
 
 def settings(root: Path) -> ContentSettings:
@@ -16,6 +30,9 @@ def settings(root: Path) -> ContentSettings:
         permalink="/posts/{slug}/",
         timezone=ZoneInfo("Asia/Shanghai"),
         author="Me",
+        encoding="utf-8",
+        max_size=5 * 1024 * 1024,
+        code_placeholder="[code]",
     )
 
 
@@ -29,9 +46,9 @@ def test_yaml_and_toml_front_matter(tmp_path: Path) -> None:
     (sub / "b.md").write_text(
         '+++\ntitle = "B"\ndate = 2026-10-20T10:00:00+08:00\n+++\n# Head\n', encoding="utf-8"
     )
-    result = scan(settings(tmp_path))
-    assert result.failures == ()
-    a, b = sorted(result.items, key=lambda i: i.location)
+    items, failures = scan(settings(tmp_path))
+    assert failures == []
+    a, b = sorted(items, key=lambda i: i.location)
     assert (a.title, a.tags, a.summary) == ("A", ("x", "机器学习"), "Short.")
     assert a.published == datetime(2026, 11, 3, 1, 30, tzinfo=UTC)
     assert a.link == "https://blog.example.org/posts/a/"
@@ -44,9 +61,9 @@ def test_broken_front_matter_names_file_and_line_and_scan_goes_on(tmp_path: Path
     (tmp_path / "bad.md").write_text(
         "---\ntitle: Bad\ntags: [unclosed\ndate: 2026-01-01\n---\nx\n", encoding="utf-8"
     )
-    result = scan(settings(tmp_path))
-    assert [i.title for i in result.items] == ["Good"]
-    (failure,) = result.failures
+    items, failures = scan(settings(tmp_path))
+    assert [i.title for i in items] == ["Good"]
+    (failure,) = failures
     assert failure.location.startswith(str(tmp_path / "bad.md") + ":")
     line = int(failure.location.rsplit(":", 1)[1])
     assert 3 <= line <= 5
@@ -55,13 +72,13 @@ def test_broken_front_matter_names_file_and_line_and_scan_goes_on(tmp_path: Path
 
 def test_non_utf8_file_is_reported(tmp_path: Path) -> None:
     (tmp_path / "gbk.md").write_bytes("---\ntitle: 中文\n---\n正文\n".encode("gbk"))
-    result = scan(settings(tmp_path))
-    assert result.items == ()
-    assert "not UTF-8" in result.failures[0].reason
+    items, failures = scan(settings(tmp_path))
+    assert items == []
+    assert "not UTF-8" in failures[0].reason
 
 
 def test_non_ascii_slug_is_percent_encoded(tmp_path: Path) -> None:
     (tmp_path / "随笔.md").write_text("---\ntitle: 冬\n---\n正文\n", encoding="utf-8")
-    (item,) = scan(settings(tmp_path)).items
+    (item,), _ = scan(settings(tmp_path))
     assert item.guid == "随笔"
     assert item.link == "https://blog.example.org/posts/%E9%9A%8F%E7%AC%94/"

@@ -1,4 +1,4 @@
-"""The excerpt: one function, cut like a person would cut it (issue 3, rule 5)."""
+"""The excerpt: one function, cut like a person would cut it."""
 
 from __future__ import annotations
 
