@@ -19,7 +19,7 @@ class DigestSettings:
     excerpt_length: int
     lead_count: int
     lead_excerpt_length: int
-    ellipsis: str = "..."
+    ellipsis: str
 
 
 def entry_excerpt(stored: StoredEntry, length: int, ellipsis: str) -> str:

@@ -21,6 +21,8 @@ from tests.factories import T0
 
 DATA = Path(__file__).resolve().parent / "data" / "dedupe"
 NOW = T0 + timedelta(days=60)
+#: the thresholds the corpus is labeled against (config.toml's [dedupe] defaults)
+SETTINGS = dedupe.DedupeSettings(near_threshold=0.8, near_min_words=50)
 
 
 @dataclass(frozen=True)
@@ -118,15 +120,14 @@ def candidates_of(case: Case) -> tuple[list[DedupeCandidate], dict[int, str]]:
     return cands, texts
 
 
-def cluster_case(case: Case, settings: dedupe.DedupeSettings | None = None) -> list[DupeLink]:
+def cluster_case(case: Case, settings: dedupe.DedupeSettings) -> list[DupeLink]:
     """Cluster a case with LSH buckets built from the entries' texts."""
-    settings = settings or dedupe.DedupeSettings()
     cands, texts = candidates_of(case)
     buckets: dict[int, list[int]] = {}
     for c in cands:
         for key in fingerprint.lsh_keys(texts[c.id], settings.near_min_words):
             buckets.setdefault(key, []).append(c.id)
-    return dedupe.cluster(cands, buckets, texts, (), settings)
+    return dedupe.cluster(cands, settings, buckets, texts, ())
 
 
 @dataclass(frozen=True)

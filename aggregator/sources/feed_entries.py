@@ -26,9 +26,9 @@ class EntrySettings:
     """How items become entries, from config: the same for posts and feed items."""
 
     #: query parameters dropped from canonical URLs ([dedupe] tracking_params)
-    tracking_params: tuple[str, ...] = ()
+    tracking_params: tuple[str, ...]
     #: what stands for a code block in plain text ([content] code_placeholder)
-    code_placeholder: str = "[code]"
+    code_placeholder: str
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ def read_feed(
     source: Source,
     now: datetime,
     settings: ParseSettings,
-    entry: EntrySettings = EntrySettings(),
+    entry: EntrySettings,
 ) -> FeedReading:
     """Parse one feed body and normalize its items.
 

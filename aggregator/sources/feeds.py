@@ -32,7 +32,7 @@ class FetchedFeed:
     headers: dict[str, str]
 
 
-def fetch(url: str, settings: FetchSettings | None = None) -> FetchedFeed:
+def fetch(url: str, settings: FetchSettings) -> FetchedFeed:
     """Fetch `url` (http, https or file); raise SourceError naming the URL."""
     result = fetch_one(FetchRequest(url, url), settings)
     if result.status is not FetchStatus.OK:
@@ -40,22 +40,22 @@ def fetch(url: str, settings: FetchSettings | None = None) -> FetchedFeed:
     return FetchedFeed(result.url, result.body, result.headers)
 
 
-def parse(fetched: FetchedFeed, settings: ParseSettings | None = None) -> ParsedFeed:
+def parse(fetched: FetchedFeed, settings: ParseSettings) -> ParsedFeed:
     """Parse fetched feed bytes into RawItems; raise SourceError if nothing usable."""
     return parse_bytes(fetched.body, fetched.headers, fetched.url, settings)
 
 
-def find_feed(url: str, settings: FetchSettings | None = None) -> tuple[str, ParsedFeed]:
+def find_feed(url: str, fetching: FetchSettings, parsing: ParseSettings) -> tuple[str, ParsedFeed]:
     """The feed at `url`, or the first feed a web page at `url` links (autodiscovery).
 
     Returns the feed's URL and its parsed content; raises SourceError if
     neither `url` nor anything it links is a feed.
     """
-    fetched = fetch(url, settings)
+    fetched = fetch(url, fetching)
     if looks_like_html(fetched.body, fetched.headers):
         links = discover(fetched.body, fetched.url)
         if not links:
             raise SourceError(url, "a web page that links no feed (no <link rel=alternate>)")
         feed_url = links[0]
-        return feed_url, parse(fetch(feed_url, settings))
-    return url, parse(fetched)
+        return feed_url, parse(fetch(feed_url, fetching), parsing)
+    return url, parse(fetched, parsing)

@@ -48,12 +48,13 @@ CHUNK = 64 * 1024
 class FetchSettings:
     """Limits of fetching, from the [fetch] config section."""
 
-    concurrency: int = 32
-    per_host: int = 4
-    connect_timeout: float = 10.0
-    read_timeout: float = 30.0
-    total_timeout: float = 60.0
-    max_bytes: int = 10 * 1024 * 1024
+    concurrency: int
+    per_host: int
+    connect_timeout: float
+    read_timeout: float
+    total_timeout: float
+    max_bytes: int
+    #: the fetcher's own tuning, not in config.toml
     max_redirects: int = 5
     user_agent: str = USER_AGENT
 
@@ -171,11 +172,11 @@ async def fetch_all(
                 t.cancel()
 
 
-def fetch_one(request: FetchRequest, settings: FetchSettings | None = None) -> FetchResult:
+def fetch_one(request: FetchRequest, settings: FetchSettings) -> FetchResult:
     """Fetch one feed (blocking); for commands like `feeds add`."""
 
     async def run() -> FetchResult:
-        async for result in fetch_all([request], settings or FetchSettings()):
+        async for result in fetch_all([request], settings):
             return result
         raise AssertionError("fetch_all yielded nothing")  # pragma: no cover - a bug
 

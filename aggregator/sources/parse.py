@@ -57,9 +57,9 @@ class ParseSettings:
     """Limits of parsing, from the [fetch] config section."""
 
     #: seconds of parsing before a feed is given up
-    timeout: float = 20.0
+    timeout: float
     #: entries kept from one feed (the first ones: feeds list newest first)
-    max_entries: int = 1000
+    max_entries: int
 
 
 @dataclass(frozen=True)
@@ -82,11 +82,8 @@ class ParseTimeout(Exception):
     pass
 
 
-def parse(
-    body: bytes, headers: Mapping[str, str], url: str, settings: ParseSettings | None = None
-) -> ParsedFeed:
+def parse(body: bytes, headers: Mapping[str, str], url: str, settings: ParseSettings) -> ParsedFeed:
     """Parse feed bytes into RawItems; raise SourceError naming `url` if nothing is usable."""
-    settings = settings or ParseSettings()
     if not body.strip():
         raise SourceError(url, "empty response: no feed in it")
     headers = {k.lower(): v for k, v in headers.items() if k.lower() != "content-encoding"}

@@ -9,15 +9,20 @@ from datetime import timedelta
 import pytest
 
 from aggregator import pipeline
-from aggregator.dedupe import DedupeSettings
 from aggregator.fingerprint import text_identity
 from aggregator.model import DupeLink, LshIndex, SourceKind
 from aggregator.store import Store, UpsertResult
 from tests.databases import Databases
-from tests.dedupe_corpus import NOW, Case, cluster_case, entries_of, judge_case, load_cases
+from tests.dedupe_corpus import (
+    NOW,
+    SETTINGS,
+    Case,
+    cluster_case,
+    entries_of,
+    judge_case,
+    load_cases,
+)
 from tests.factories import T0, entry, source
-
-SETTINGS = DedupeSettings()
 
 
 @pytest.fixture
@@ -68,7 +73,7 @@ def test_corpus_through_the_store_incremental_and_full(databases: Databases) -> 
     for n, case in enumerate(load_cases()):
         if case.tracking_params:
             continue  # tracking params come from config; the pure test covers them
-        expected = cluster_case(case)
+        expected = cluster_case(case, SETTINGS)
         for m, mode in enumerate(MODES):
             store = Store.open(databases.new(f"c{n}-{m}"))
             try:

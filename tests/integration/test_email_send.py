@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from lxml import html as lxml_html
 
-from aggregator import pipeline
+from aggregator import newsletter, pipeline, settings
 from aggregator.config import Config
 from aggregator.model import DeliveryStatus, SubscriberStatus
 from aggregator.store import Store
@@ -53,7 +53,7 @@ def test_issue_reaches_every_subscriber_once_with_a_well_formed_message(
     example: Path, smtp_server: SmtpServer
 ) -> None:
     config, store = ingested(example, smtp_server)
-    report = pipeline.send(config, store, NOW)
+    report = newsletter.send(config, store, NOW)
     assert report.issue == "2026-W47" and report.sent == 3 and not report.failures
     received = smtp_server.handler.received
     assert sorted(r.rcpt_tos[0] for r in received) == sorted(a for a, _ in READERS)
@@ -117,7 +117,7 @@ def test_issue_reaches_every_subscriber_once_with_a_well_formed_message(
 def test_an_english_site_gets_an_english_email(example: Path, smtp_server: SmtpServer) -> None:
     set_site_language(example, "en")
     config, store = ingested(example, smtp_server)
-    pipeline.send(config, store, NOW)
+    newsletter.send(config, store, NOW)
     msg = smtp_server.handler.received[0].message()
     text, html = parts(msg)
     https = unsubscribe_urls(msg)[0]
@@ -148,14 +148,14 @@ def test_sending_again_sends_nothing_and_the_next_issue_holds_only_new_entries(
     example: Path, smtp_server: SmtpServer
 ) -> None:
     config, store = ingested(example, smtp_server)
-    pipeline.send(config, store, NOW)
-    again = pipeline.send(config, store, NOW + timedelta(hours=2))
+    newsletter.send(config, store, NOW)
+    again = newsletter.send(config, store, NOW + timedelta(hours=2))
     assert again.sent == 0 and again.already == 3 and not again.composed
     assert len(smtp_server.handler.received) == 3
 
     # A week later: nothing new, nothing sent, nothing stored.
     later = NOW + timedelta(days=7)
-    empty = pipeline.send(config, store, later)
+    empty = newsletter.send(config, store, later)
     assert empty.empty and empty.issue is None
     assert store.issue("2026-W48") is None
     assert len(smtp_server.handler.received) == 3
@@ -163,7 +163,7 @@ def test_sending_again_sends_nothing_and_the_next_issue_holds_only_new_entries(
     post = config.content.dir / "new-post.md"
     post.write_text("---\ntitle: A fresh post\ndate: 2026-11-28\n---\nFresh.\n", encoding="utf-8")
     pipeline.ingest(config, store, later)
-    report = pipeline.send(config, store, later + timedelta(hours=1))
+    report = newsletter.send(config, store, later + timedelta(hours=1))
     assert report.issue == "2026-W48" and report.sent == 3
     text, _ = parts(smtp_server.handler.received[-1].message())
     assert "A fresh post" in text and "Weekly reading #47" not in text
@@ -174,7 +174,7 @@ def test_empty_issue_is_sent_only_when_configured(example: Path, smtp_server: Sm
     config = configure(example, smtp_server.port, READERS, send_empty=True, max_age_days=1)
     store = open_store(config)
     pipeline.ingest(config, store, NOW + timedelta(days=30))
-    report = pipeline.send(config, store, NOW + timedelta(days=30))
+    report = newsletter.send(config, store, NOW + timedelta(days=30))
     assert report.sent == 3
     text, html = parts(smtp_server.handler.received[0].message())
     assert "这次没有新文章。" in text and "这次没有新文章。" in html
@@ -187,7 +187,7 @@ def test_control_characters_never_make_a_header(example: Path, smtp_server: Smtp
     configure(example, smtp_server.port, [("ada@example.com", evil)])
     config = set_site_title(example, evil)
     assert "\n" in config.site.title
-    report = pipeline.send(config, store, NOW)
+    report = newsletter.send(config, store, NOW)
     assert report.sent == 1
     r = smtp_server.handler.received[0]
     assert r.rcpt_tos == ["ada@example.com"]
@@ -216,7 +216,7 @@ def test_oversized_issue_shows_the_newest_that_fit_and_links_the_archive(
 
     config = config_mod.load(config.path)
     pipeline.ingest(config, store, NOW)
-    report = pipeline.send(config, store, NOW)
+    report = newsletter.send(config, store, NOW)
     assert report.sent == 3
     issue = store.issue("2026-W47")
     assert issue is not None and issue.entry_count == 210
@@ -248,14 +248,14 @@ def test_unsubscribe_round_trip_skips_that_subscriber_next_time(
     example: Path, smtp_server: SmtpServer
 ) -> None:
     config, store = ingested(example, smtp_server)
-    pipeline.send(config, store, NOW)
+    newsletter.send(config, store, NOW)
     ada = next(r for r in smtp_server.handler.received if r.rcpt_tos == ["ada@example.com"])
     https, _ = unsubscribe_urls(ada.message())
     token = https.rsplit("/", 1)[1]
 
-    assert pipeline.unsubscribe(config, store, "no-such-token", NOW) is None
-    first = pipeline.unsubscribe(config, store, token, NOW)
-    second = pipeline.unsubscribe(config, store, token, NOW + timedelta(minutes=1))
+    assert newsletter.unsubscribe(config, store, "no-such-token", NOW) is None
+    first = newsletter.unsubscribe(config, store, token, NOW)
+    second = newsletter.unsubscribe(config, store, token, NOW + timedelta(minutes=1))
     assert first is not None and second is not None
     assert first.email == "ada@example.com" and first.status is SubscriberStatus.UNSUBSCRIBED
     assert second == first  # idempotent
@@ -264,14 +264,14 @@ def test_unsubscribe_round_trip_skips_that_subscriber_next_time(
     post = config.content.dir / "new-post.md"
     post.write_text("---\ntitle: After\ndate: 2026-11-28\n---\nNew.\n", encoding="utf-8")
     pipeline.ingest(config, store, later)
-    report = pipeline.send(config, store, later)
+    report = newsletter.send(config, store, later)
     assert report.sent == 2
     assert [r.rcpt_tos for r in smtp_server.handler.received[3:]] == [
         ["lin@example.org"],
         ["bo@example.net"],
     ]
     # Staying listed in config.toml does not subscribe them again.
-    pipeline.sync_subscribers(config, store, later)
+    newsletter.sync_subscribers(config, store, later)
     assert store.subscriber_by_email("ada@example.com").status is SubscriberStatus.UNSUBSCRIBED  # type: ignore[union-attr]
 
 
@@ -282,7 +282,7 @@ def test_transient_failures_are_retried_and_permanent_ones_recorded(
     smtp_server.handler.refuse_rcpt["lin@example.org"] = ["451 try again later"]
     smtp_server.handler.refuse_data["bo@example.net"] = ["421 busy", "452 still busy"]
     smtp_server.handler.refuse_rcpt["ada@example.com"] = ["550 no such user"]
-    report = pipeline.send(config, store, NOW)
+    report = newsletter.send(config, store, NOW)
     counts = smtp_server.handler.count_by_rcpt()
     assert counts == {"lin@example.org": 1, "bo@example.net": 1}
     assert report.sent == 2
@@ -302,12 +302,12 @@ def test_transient_failures_beyond_the_retries_are_deferred_to_the_next_send(
 ) -> None:
     config, store = ingested(example, smtp_server, retries=2)
     smtp_server.handler.refuse_rcpt["lin@example.org"] = ["451 later", "451 later"]
-    report = pipeline.send(config, store, NOW)
+    report = newsletter.send(config, store, NOW)
     assert report.sent == 2 and "deferred" in report.failures[0].reason
     lin = store.subscriber_by_email("lin@example.org")
     assert lin is not None
     assert store.deliveries("2026-W47")[lin.id].status is DeliveryStatus.DEFERRED
-    again = pipeline.send(config, store, NOW + timedelta(hours=1))
+    again = newsletter.send(config, store, NOW + timedelta(hours=1))
     assert again.sent == 1 and again.already == 2
     assert smtp_server.handler.count_by_rcpt()["lin@example.org"] == 1
 
@@ -318,8 +318,8 @@ def test_an_unreachable_server_stops_the_send_and_loses_nobody(
     config, store = ingested(example, smtp_server)
     dead = configure(example, free_port(), READERS, retries=2)
     with pytest.raises(Exception, match="cannot connect"):
-        pipeline.send(dead, store, NOW)
-    report = pipeline.send(config, store, NOW + timedelta(minutes=5))
+        newsletter.send(dead, store, NOW)
+    report = newsletter.send(config, store, NOW + timedelta(minutes=5))
     assert report.sent == 3
 
 
@@ -328,7 +328,7 @@ def test_dry_run_writes_eml_files_and_records_nothing(
 ) -> None:
     config, store = ingested(example, smtp_server)
     outbox = tmp_path / "outbox"
-    report = pipeline.send(config, store, NOW, dry_run=True, outbox=outbox)
+    report = newsletter.send(config, store, NOW, dry_run=True, outbox=outbox)
     assert report.dry_run and len(report.written) == 3
     assert smtp_server.handler.received == []
     assert store.issue("2026-W47") is None  # nothing stored: the real send composes it
@@ -338,21 +338,21 @@ def test_dry_run_writes_eml_files_and_records_nothing(
         msg = message_from_bytes(path.read_bytes(), policy=policy.default)
         assert isinstance(msg, EmailMessage) and not msg.defects
         parts(msg)
-    real = pipeline.send(config, store, NOW)
+    real = newsletter.send(config, store, NOW)
     assert real.sent == 3
 
 
 def test_subscribers_sync_from_config(example: Path, smtp_server: SmtpServer) -> None:
     config, store = ingested(example, smtp_server)
-    pipeline.sync_subscribers(config, store, NOW)
+    newsletter.sync_subscribers(config, store, NOW)
     tokens = {s.email: s.token for s in store.subscribers()}
     assert len(set(tokens.values())) == 3 and all(len(t) == 32 for t in tokens.values())
     smaller = configure(example, smtp_server.port, READERS[1:])
-    pipeline.sync_subscribers(smaller, store, NOW)
+    newsletter.sync_subscribers(smaller, store, NOW)
     ada = store.subscriber_by_email("ada@example.com")
     assert ada is not None and ada.status is SubscriberStatus.UNSUBSCRIBED and not ada.in_config
     back = configure(example, smtp_server.port, READERS)
-    pipeline.sync_subscribers(back, store, NOW)
+    newsletter.sync_subscribers(back, store, NOW)
     ada = store.subscriber_by_email("ADA@example.com")
     assert ada is not None and ada.status is SubscriberStatus.ACTIVE
     assert {s.email: s.token for s in store.subscribers()} == tokens  # tokens kept
@@ -363,7 +363,7 @@ def test_preview_writes_the_next_issue(
     example: Path, smtp_server: SmtpServer, when: datetime
 ) -> None:
     config, store = ingested(example, smtp_server)
-    paths = pipeline.preview(config, store, when)
+    paths = newsletter.preview(config, store, when)
     assert [p.name for p in paths] == ["email.html", "email.txt"]
     assert (
         paths[1].read_text(encoding="utf-8").startswith("INCOMING TRANSMISSION\nLATEST UPDATES\n")
@@ -371,14 +371,14 @@ def test_preview_writes_the_next_issue(
 
 
 def test_rate_limit_spaces_the_messages(example: Path, smtp_server: SmtpServer) -> None:
-    from aggregator.deliver import smtp
+    from aggregator.newsletter import smtp
 
     config, store = ingested(example, smtp_server, rate_limit=4.0)
-    pipeline.sync_subscribers(config, store, NOW)
-    issue, _ = store.add_issue(pipeline.compose_issue(config, store, NOW))
+    newsletter.sync_subscribers(config, store, NOW)
+    issue, _ = store.add_issue(newsletter.compose_issue(config, store, NOW))
     waits: list[float] = []
     sender = smtp.Sender(
-        store, pipeline.smtp_settings(config), pipeline.list_headers(config), sleep=waits.append
+        store, settings.smtp_settings(config), newsletter.list_headers(config), sleep=waits.append
     )
     out = sender.send(issue, store.subscribers())
     assert len(out.sent) == 3 and len(smtp_server.handler.received) == 3

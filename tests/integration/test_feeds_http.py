@@ -12,6 +12,8 @@ from pytest_httpserver import HTTPServer
 
 from aggregator.errors import SourceError
 from aggregator.sources.feeds import USER_AGENT, fetch, find_feed, parse
+from aggregator.sources.fetch import FetchSettings
+from aggregator.sources.parse import ParseSettings
 from tests.integration.feedkit import (
     atom,
     feed_result,
@@ -24,6 +26,12 @@ from tests.integration.feedkit import (
 )
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+#: for the one-URL helpers (find_feed, fetch, parse), which take them from the caller
+FETCH = FetchSettings(
+    concurrency=4, per_host=2, connect_timeout=5.0, read_timeout=10.0, total_timeout=20.0,
+    max_bytes=1024 * 1024,
+)  # fmt: skip
+PARSE = ParseSettings(timeout=20.0, max_entries=1000)
 
 
 @pytest.fixture(scope="session")
@@ -248,7 +256,7 @@ def test_find_feed_discovers_from_a_page(httpserver: HTTPServer) -> None:
         content_type="text/html; charset=utf-8",
     )
     httpserver.expect_request("/feed.atom").respond_with_data(atom(1, title="Found"))
-    url, parsed = find_feed(httpserver.url_for("/blog"))
+    url, parsed = find_feed(httpserver.url_for("/blog"), FETCH, PARSE)
     assert url == httpserver.url_for("/feed.atom") and parsed.title == "Found"
 
 
@@ -301,9 +309,9 @@ def test_feed_errors_name_the_url_one_at_a_time(httpserver: HTTPServer) -> None:
     httpserver.expect_request("/nope").respond_with_data("", status=404)
     url = httpserver.url_for("/nope")
     with pytest.raises(SourceError) as err:
-        fetch(url)
+        fetch(url, FETCH)
     assert err.value.location == url and "404" in err.value.reason
     with pytest.raises(SourceError, match="cannot connect"):
-        fetch("http://127.0.0.1:9/feed")
+        fetch("http://127.0.0.1:9/feed", FETCH)
     httpserver.expect_request("/ok").respond_with_data(atom(1))
-    assert len(parse(fetch(httpserver.url_for("/ok"))).items) == 1
+    assert len(parse(fetch(httpserver.url_for("/ok"), FETCH), PARSE).items) == 1

@@ -6,7 +6,7 @@ import pytest
 
 from aggregator.config import load
 from aggregator.errors import ConfigError
-from aggregator.pipeline import dedupe_settings
+from aggregator.settings import dedupe_settings
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.dedupe_corpus import Case, cluster_case, judge_case, load_cases
+from tests.dedupe_corpus import SETTINGS, Case, cluster_case, judge_case, load_cases
 
 CASES = load_cases()
 
@@ -21,7 +21,7 @@ def test_corpus_is_big_enough_and_covers_every_layer() -> None:
 
 
 def test_precision_and_recall_are_both_one(capsys: pytest.CaptureFixture[str]) -> None:
-    verdicts = [judge_case(c, cluster_case(c)) for c in CASES]
+    verdicts = [judge_case(c, cluster_case(c, SETTINGS)) for c in CASES]
     tp = sum(1 for v in verdicts if v.case.expect == "merge" and v.merged)
     fn = sum(1 for v in verdicts if v.case.expect == "merge" and not v.merged)
     fp = sum(1 for v in verdicts if v.case.expect == "apart" and not v.apart)
@@ -48,5 +48,5 @@ def test_a_merge_is_found_whatever_the_order_of_entries(case: Case) -> None:
         case.tracking_params,
         tuple(reversed(case.entries)),
     )
-    verdict = judge_case(reversed_case, cluster_case(reversed_case))
+    verdict = judge_case(reversed_case, cluster_case(reversed_case, SETTINGS))
     assert not verdict.problems, verdict.problems

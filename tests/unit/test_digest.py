@@ -4,7 +4,9 @@ from aggregator.digest import DigestSettings, also_in_names, paginate
 from aggregator.model import SourceKind
 from tests.factories import source, stored
 
-SETTINGS = DigestSettings(page_size=2, excerpt_length=10, lead_count=1, lead_excerpt_length=30)
+SETTINGS = DigestSettings(
+    page_size=2, excerpt_length=10, lead_count=1, lead_excerpt_length=30, ellipsis="..."
+)
 TEXT = "word " * 20
 
 

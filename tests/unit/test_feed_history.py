@@ -10,7 +10,9 @@ from aggregator.model import DigestEntry, StoredEntry
 from aggregator.render.pages import page_numbers
 from tests.factories import T0, stored
 
-SETTINGS = DigestSettings(page_size=3, excerpt_length=50, lead_count=1, lead_excerpt_length=80)
+SETTINGS = DigestSettings(
+    page_size=3, excerpt_length=50, lead_count=1, lead_excerpt_length=80, ellipsis="..."
+)
 
 
 def newest_first(items: list[StoredEntry]) -> list[StoredEntry]:

@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from aggregator.newsletter.schedule import next_fire
 from aggregator.errors import ConfigError
+from aggregator.newsletter.schedule import next_fire
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 # a Sunday, 12:00 UTC = 20:00 in Shanghai
