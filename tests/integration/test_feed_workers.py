@@ -17,6 +17,7 @@ from pytest_httpserver import HTTPServer
 from aggregator import pipeline, workers
 from aggregator.pipeline import ingestion
 from tests.integration.feedkit import atom, feed_result, ingest, make_config, opened, titles
+from tests.integration.workerkit import worker_pids
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 FEEDS = 6
@@ -33,19 +34,13 @@ def serve(server: HTTPServer, version: str) -> list[str]:
     return urls
 
 
-def worker_pids(size: int) -> set[int]:
-    """The PIDs of the parser pool's processes (asks each of them)."""
-    pool = workers.parser_pool(size)
-    return {f.result() for f in [pool.submit(os.getpid) for _ in range(size * 8)]}
-
-
 def test_the_workers_are_kept_from_one_ingest_to_the_next(
     httpserver: HTTPServer, tmp_path: Path
 ) -> None:
     config = make_config(tmp_path, serve(httpserver, "one"), parse_workers=2)
     assert ingest(config, NOW).failures == ()
     pool, pids = workers.parser_pool(2), worker_pids(2)
-    assert os.getpid() not in pids
+    assert len(pids) == 2 and os.getpid() not in pids
     urls = serve(httpserver, "two")  # every body changed: every feed parsed again
     report = ingest(config, NOW, all_feeds=True)
     assert report.failures == ()
@@ -60,6 +55,7 @@ def test_a_killed_worker_costs_at_most_its_feeds_and_a_fresh_pool_takes_over(
 ) -> None:
     config = make_config(tmp_path, serve(httpserver, "one"), parse_workers=2)
     old = worker_pids(2)
+    assert len(old) == 2
     for pid in old:
         os.kill(pid, signal.SIGKILL)
     first = ingest(config, NOW)
@@ -90,15 +86,16 @@ def test_feeds_stored_in_batches_are_each_counted(
     assert seen == list(range(FEEDS + 1))
 
 
+#: run from the project's root, so that it and its workers can import tests.integration.workerkit
 KEEP_A_POOL = """
-import os, sys, threading, time
-from aggregator import workers
+import sys, threading, time
+from tests.integration.workerkit import worker_pids
 if sys.argv[1] == "threaded":  # a daemon has threads: forkserver, not fork
     threading.Thread(target=time.sleep, args=(60,), daemon=True).start()
-pool = workers.parser_pool(2)
-print(" ".join(str(pool.submit(os.getpid).result()) for _ in range(8)), flush=True)
+print(" ".join(str(p) for p in worker_pids(2)), flush=True)
 time.sleep(60)
 """
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def running(pid: int) -> bool:
@@ -115,12 +112,12 @@ def test_workers_end_with_a_killed_parent(kind: str) -> None:
     # The pool outlives each ingest; a daemon killed with SIGKILL between two
     # ingests must not leave its parser processes behind.
     parent = subprocess.Popen(
-        [sys.executable, "-c", KEEP_A_POOL, kind], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", KEEP_A_POOL, kind], stdout=subprocess.PIPE, text=True, cwd=ROOT
     )
     try:
         assert parent.stdout is not None
         pids = {int(p) for p in parent.stdout.readline().split()}
-        assert pids and parent.pid not in pids
+        assert len(pids) == 2 and parent.pid not in pids
         assert all(running(p) for p in pids)
     finally:
         parent.kill()
