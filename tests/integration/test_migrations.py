@@ -18,23 +18,19 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Boolean, Column, Integer, MetaData, create_engine, inspect, select, text
 
-from aggregator import migrations
 from aggregator.errors import StoreError
 from aggregator.model import SourceKind
-from aggregator.store import (
-    SCHEDULER_TABLE,
-    Store,
-    _entry_values,
-    default_sqlite_parent,
-    entries,
-    metadata,
-    sources,
-)
+from aggregator.store import SCHEDULER_TABLE, Store, default_sqlite_parent, migrations
+from aggregator.store.entries import _entry_values
+from aggregator.store.schema import entries, metadata, sources
 from tests.databases import Databases
 from tests.factories import T0, entry, source
 
 ROOT = Path(__file__).resolve().parents[2]
-HOW_TO = 'store.metadata changed without a migration: run python -m aggregator.migrations "..."'
+HOW_TO = (
+    "store.schema.metadata changed without a migration:"
+    ' run python -m aggregator.store.migrations "..."'
+)
 
 
 def schema_diff(url: str, target: MetaData = metadata) -> list[Any]:

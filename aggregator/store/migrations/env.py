@@ -1,6 +1,6 @@
-"""Alembic's environment: runs on the connection `aggregator.migrations` hands over.
+"""Alembic's environment: runs on the connection `aggregator.store.migrations` hands over.
 
-Never run with an alembic.ini: `aggregator.migrations.alembic_config()` builds
+Never run with an alembic.ini: `aggregator.store.migrations.alembic_config()` builds
 the configuration in code and passes an open connection (already locked
 against a second process) in `config.attributes["connection"]`.
 """
@@ -13,19 +13,19 @@ from alembic import context
 from alembic.autogenerate.api import AutogenContext
 from sqlalchemy import TypeDecorator
 
-from aggregator.migrations import include_object
-from aggregator.store import metadata
+from aggregator.store.migrations import include_object
+from aggregator.store.schema import metadata
 
 connection = context.config.attributes.get("connection")
 if connection is None:
     raise RuntimeError(
-        "aggregator's migrations run through aggregator.migrations, with a connection"
+        "aggregator's migrations run through aggregator.store.migrations, with a connection"
     )
 
 
 def render_item(type_: str, obj: Any, autogen: AutogenContext) -> str | Literal[False]:
-    """Render store.py's own column types (UTCDateTime) as what they store, so a
-    revision never imports store.py: it must keep working when store.py changes."""
+    """Render the schema's own column types (UTCDateTime) as what they store, so a
+    revision never imports the store: it must keep working when the store changes."""
     if type_ == "type" and isinstance(obj, TypeDecorator):
         return f"sa.{obj.impl_instance!r}"
     return False

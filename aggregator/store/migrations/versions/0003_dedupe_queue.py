@@ -18,7 +18,7 @@ down_revision = "0002"
 branch_labels = None
 depends_on = None
 
-# The tables as this revision sees them (never store.py's, which moves on).
+# The tables as this revision sees them (never the store's schema, which moves on).
 _entries = sa.table("entries", sa.column("id", sa.Integer), sa.column("dedupe_dirty", sa.Boolean))
 _queue = sa.table("dedupe_queue", sa.column("entry_id", sa.Integer))
 
@@ -35,7 +35,7 @@ def upgrade() -> None:
             ["entry_id"], sa.select(_entries.c.id).where(_entries.c.dedupe_dirty.is_(sa.true()))
         )
     )
-    # SQLite: batch mode copies the table without the column (aggregator.migrations
+    # SQLite: batch mode copies the table without the column (aggregator.store.migrations
     # turns foreign keys off meanwhile); PostgreSQL: plain DROP INDEX / DROP COLUMN.
     with op.batch_alter_table("entries", schema=None) as batch_op:
         batch_op.drop_index("ix_entries_dedupe_dirty")

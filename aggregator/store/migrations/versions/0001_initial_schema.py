@@ -2,7 +2,7 @@
 
 A database made by that code (metadata.create_all, no alembic_version table)
 is stamped at this revision instead of running it: see
-aggregator.migrations.upgrade.
+aggregator.store.migrations.upgrade.
 
 Revision ID: 0001
 Revises:

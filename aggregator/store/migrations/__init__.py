@@ -9,8 +9,9 @@ built here, and alembic runs on a connection this module opens and locks so
 that two processes (the daemon and a cron run) opening a fresh database at
 once take turns instead of both creating the tables.
 
-`python -m aggregator.migrations "what changed"` writes a new revision by
-comparing store.metadata with a scratch database at the newest revision.
+`python -m aggregator.store.migrations "what changed"` writes a new revision
+by comparing store.schema.metadata with a scratch database at the newest
+revision.
 """
 
 from __future__ import annotations
@@ -27,13 +28,13 @@ from sqlalchemy import Column, Engine, MetaData, String, Table, create_engine, i
 from sqlalchemy.engine import Connection
 
 from aggregator.errors import StoreError
+from aggregator.store.schema import SCHEDULER_TABLE
 
 HERE = Path(__file__).resolve().parent
 #: the revision that creates the schema as it was before migrations existed
 INITIAL = "0001"
 #: tables alembic must neither create nor compare: APScheduler makes its own
-#: (store.SCHEDULER_TABLE; named here too, so env.py need not import the daemon)
-FOREIGN_TABLES = frozenset({"apscheduler_jobs"})
+FOREIGN_TABLES = frozenset({SCHEDULER_TABLE})
 #: pg_advisory_xact_lock key held while migrating ("aggr" in ASCII)
 _PG_LOCK_KEY = 0x61676772
 

@@ -1,7 +1,7 @@
-"""Write a new schema revision: `python -m aggregator.migrations "what changed"`.
+"""Write a new schema revision: `python -m aggregator.store.migrations "what changed"`.
 
 Upgrades a scratch SQLite database to the newest revision, compares it with
-store.metadata and writes the difference as versions/NNNN_what_changed.py.
+store.schema.metadata and writes the difference as versions/NNNN_what_changed.py.
 Read the file before committing it: autogenerate cannot tell a rename from a
 drop and an add, and it writes no data migration.
 """
@@ -16,13 +16,13 @@ from alembic import command
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine
 
-from aggregator.migrations import alembic_config
+from aggregator.store.migrations import alembic_config
 
 
 def main(argv: list[str]) -> int:
     message = " ".join(argv).strip()
     if not message:
-        print('usage: python -m aggregator.migrations "what changed"', file=sys.stderr)
+        print('usage: python -m aggregator.store.migrations "what changed"', file=sys.stderr)
         return 2
     script = ScriptDirectory.from_config(alembic_config())
     numbers = [int(r.revision) for r in script.walk_revisions() if r.revision.isdigit()]
