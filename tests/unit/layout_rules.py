@@ -265,6 +265,9 @@ ALLOWED_STAGE_EDGES: dict[tuple[str, str], str] = {
     ),
     (f"{P}.normalize", f"{P}.fingerprint"): "an entry's text identity is computed when it is made",
     (f"{P}.render", f"{P}.digest"): "render draws what digest selected: its page and history types",
+    (f"{P}.store.dedupe", f"{P}.fingerprint"): (
+        "the store indexes stored LSH keys by fingerprint.index_keys, the rule's one statement"
+    ),
 }
 
 
