@@ -169,12 +169,12 @@ class Daemon:
             def unsubscribe(token: str) -> str | None:
                 return action(self.config, self.store, token, clock.now())
 
-        app = web.create_app(
+        site = web.create_app(
             self.config.output.dir,
             health=lambda: app.health(self.config, self.store),
             unsubscribe=unsubscribe,
         )
-        self._server = web.server(app, self.host, self.port)
+        self._server = web.server(site, self.host, self.port)
         self._web_thread = threading.Thread(target=self._server.run, name="web", daemon=True)
         self._web_thread.start()
         for _ in range(200):  # bounded: 10 s
