@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from aggregator.config import Config
@@ -71,6 +71,8 @@ class Status:
     subscribers_configured: int
     subscribers: dict[str, int]
     schedule: tuple[ScheduledJob, ...]
+    #: the [site] time zone: every time is shown in it, with its offset
+    tz: tzinfo = UTC
 
     @property
     def source_counts(self) -> dict[str, int]:
@@ -78,25 +80,26 @@ class Status:
         return dict(Counter(s.state for s in self.sources))
 
     def to_json(self) -> dict[str, Any]:
-        """The JSON shape of `status --json` (stable: scripts read it)."""
-        i = self.issues
+        """The JSON shape of `status --json` (stable: scripts read it); times are
+        ISO 8601 in the [site] time zone, with its offset."""
+        i, tz = self.issues, self.tz
         return {
-            "now": _iso(self.now),
-            "sources": [_source_json(s) for s in self.sources],
+            "now": _iso(self.now, tz),
+            "sources": [_source_json(s, tz) for s in self.sources],
             "source_counts": self.source_counts,
             "entries": {"total": self.entries_total, "new_this_week": self.entries_new_this_week},
             "jobs": {
-                name: {"last": _run_json(j.last), "last_ok": _run_json(j.last_ok)}
+                name: {"last": _run_json(j.last, tz), "last_ok": _run_json(j.last_ok, tz)}
                 for name, j in self.jobs.items()
             },
             "issues": {
-                "last": _iso(i.last_created),
+                "last": _iso(i.last_created, tz),
                 "last_key": i.last_key,
                 "deliveries": i.deliveries,
-                "next": f"invalid schedule: {i.next_error}" if i.next_error else _iso(i.next),
+                "next": f"invalid schedule: {i.next_error}" if i.next_error else _iso(i.next, tz),
             },
             "subscribers": {"configured": self.subscribers_configured, **self.subscribers},
-            "schedule": [{"job": j.id, "next_run": _iso(j.next_run)} for j in self.schedule],
+            "schedule": [{"job": j.id, "next_run": _iso(j.next_run, tz)} for j in self.schedule],
         }
 
 
@@ -141,6 +144,7 @@ def status(config: Config, store: Store, now: datetime) -> Status:
         subscribers_configured=len(config.subscribers),
         subscribers=dict(Counter(str(s.status) for s in store.subscribers())),
         schedule=scheduled,
+        tz=config.site.tz,
     )
 
 
@@ -185,34 +189,37 @@ def run_state(run: Run) -> str:
     return "running or interrupted" if run.finished is None else "ok" if run.ok else "failed"
 
 
-def _iso(when: datetime | None) -> str | None:
-    return when.isoformat(timespec="seconds") if when else None
+def _iso(when: datetime | None, tz: tzinfo | None = None) -> str | None:
+    """ISO 8601 with the offset; in `tz` when given."""
+    if when is None:
+        return None
+    return (when.astimezone(tz) if tz else when).isoformat(timespec="seconds")
 
 
-def _run_json(run: Run | None) -> dict[str, Any] | None:
+def _run_json(run: Run | None, tz: tzinfo) -> dict[str, Any] | None:
     if run is None:
         return None
     return {
-        "started": _iso(run.started),
-        "finished": _iso(run.finished),
+        "started": _iso(run.started, tz),
+        "finished": _iso(run.finished, tz),
         "state": run_state(run),
         "error": run.error,
         "detail": run.detail,
     }
 
 
-def _source_json(line: SourceLine) -> dict[str, Any]:
+def _source_json(line: SourceLine, tz: tzinfo) -> dict[str, Any]:
     s = line.status
     return {
         "name": s.source.name,
         "kind": str(s.source.kind),
         "key": line.location,
         "state": line.state,
-        "last_checked": _iso(s.last_checked),
+        "last_checked": _iso(s.last_checked, tz),
         "last_error": s.last_error,
         "entries": s.entry_count,
         "disabled_reason": s.disabled_reason,
         "moved_to": s.moved_to,
         "consecutive_errors": s.consecutive_errors,
-        "next_fetch": _iso(s.next_fetch) if not s.disabled_reason else None,
+        "next_fetch": _iso(s.next_fetch, tz) if not s.disabled_reason else None,
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -60,6 +61,11 @@ def feeds_list(obj: Context) -> None:
     with app.open_store(config) as store:
         statuses = app.feed_statuses(config, store)
     table = Table("feed", "status", "last fetch", "next fetch", "entries", "last error")
+    tz = config.site.tz  # times in the [site] time zone, with the offset
+
+    def when(t: datetime) -> str:
+        return t.astimezone(tz).isoformat(sep=" ", timespec="minutes")
+
     for s in statuses:
         state = (
             "disabled"
@@ -69,8 +75,8 @@ def feeds_list(obj: Context) -> None:
         table.add_row(
             f"{s.source.name}\n{s.moved_to or s.source.key}",
             state,
-            f"{s.last_checked:%Y-%m-%d %H:%M}" if s.last_checked else "never",
-            f"{s.next_fetch:%Y-%m-%d %H:%M}" if s.next_fetch and not s.disabled_reason else "",
+            when(s.last_checked) if s.last_checked else "never",
+            when(s.next_fetch) if s.next_fetch and not s.disabled_reason else "",
             str(s.entry_count),
             s.disabled_reason or s.last_error or "",
         )

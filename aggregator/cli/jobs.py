@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime
+from datetime import datetime, tzinfo
 from pathlib import Path
 
 import click
@@ -173,11 +173,15 @@ def status(obj: Context, as_json: bool) -> None:
         sys.exit(EXIT_FAILED)
 
 
-def _when(when: datetime | None) -> str:
-    return when.isoformat(sep=" ", timespec="seconds") if when else "never"
+def _when(when: datetime | None, tz: tzinfo) -> str:
+    """A time in the [site] time zone, with its offset (stored times are UTC)."""
+    return when.astimezone(tz).isoformat(sep=" ", timespec="seconds") if when else "never"
 
 
 def _print_status(r: Status) -> None:
+    def when(t: datetime | None) -> str:
+        return _when(t, r.tz)
+
     counts = r.source_counts
     click.echo(
         f"Sources: {counts.get('ok', 0)} ok, {counts.get('failing', 0)} failing, "
@@ -187,7 +191,7 @@ def _print_status(r: Status) -> None:
         s = line.status
         click.echo(
             f"  {line.state:8} {s.source.kind!s:7} {s.source.name}  "
-            f"({s.entry_count} entries, last checked {_when(s.last_checked)})"
+            f"({s.entry_count} entries, last checked {when(s.last_checked)})"
         )
         click.echo(f"           {line.location}")
         if s.moved_to:
@@ -199,14 +203,14 @@ def _print_status(r: Status) -> None:
             if s.consecutive_errors > 1:
                 click.echo(f"           {s.consecutive_errors} failures in a row")
         if s.next_fetch and not s.disabled_reason:
-            click.echo(f"           next fetch {_when(s.next_fetch)}")
+            click.echo(f"           next fetch {when(s.next_fetch)}")
     click.echo(f"{r.entries_total} entries stored, {r.entries_new_this_week} new this week")
     for name in (app.INGEST, app.BUILD):
         job = r.jobs[name]
         ok, last = job.last_ok, job.last
-        text = f"Last {name}: {_when(ok.finished) if ok else 'never'}"
+        text = f"Last {name}: {when(ok.finished) if ok else 'never'}"
         if last and run_state(last) != "ok":
-            text += f" (latest {run_state(last)} at {_when(last.started)}"
+            text += f" (latest {run_state(last)} at {when(last.started)}"
             text += f": {last.error})" if last.error else ")"
         elif ok and ok.detail:
             text += f" ({ok.detail})"
@@ -217,8 +221,8 @@ def _print_status(r: Status) -> None:
         counts = i.deliveries
         others = [f"{n} {k}" for k, n in counts.items() if k != "sent"]
         sent = ", ".join([f"{counts.get('sent', 0)} sent", *others])
-        latest = f"{i.last_key} (composed {_when(i.last_created)}; {sent})"
-    upcoming = f"invalid schedule: {i.next_error}" if i.next_error else _when(i.next)
+        latest = f"{i.last_key} (composed {when(i.last_created)}; {sent})"
+    upcoming = f"invalid schedule: {i.next_error}" if i.next_error else when(i.next)
     click.echo(f"Last issue: {latest}; next: {upcoming}")
     subs = ", ".join(
         f"{n} {k}" for k, n in {"configured": r.subscribers_configured, **r.subscribers}.items()
@@ -227,6 +231,6 @@ def _print_status(r: Status) -> None:
     if r.schedule:
         click.echo("Scheduler jobs:")
         for j in r.schedule:
-            click.echo(f"  {j.id:13} next run {_when(j.next_run)}")
+            click.echo(f"  {j.id:13} next run {when(j.next_run)}")
     else:
         click.echo("Scheduler jobs: none (the daemon has not run on this database)")

@@ -10,6 +10,7 @@ checks.py checks every value. Callers import from here.
 from __future__ import annotations
 
 from aggregator.config.load import default_config_path, feed_url, load, parse
+from aggregator.config.schedule import Schedule, parse_schedule, schedule_error
 from aggregator.config.sections import (
     CONTENT_SOURCE_KEY,
     ENV_CONFIG,
@@ -42,10 +43,13 @@ __all__ = [
     "FeedConfig",
     "FetchConfig",
     "OutputConfig",
+    "Schedule",
     "SiteConfig",
     "SubscriberConfig",
     "default_config_path",
     "feed_url",
     "load",
     "parse",
+    "parse_schedule",
+    "schedule_error",
 ]

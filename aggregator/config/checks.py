@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfoNotFoundError
 
 from email_validator import EmailNotValidError, validate_email
 
+from aggregator.config.schedule import parse_schedule
 from aggregator.config.sections import Config
 from aggregator.errors import ConfigError
 
@@ -94,6 +95,20 @@ def _check_email(config: Config) -> None:
     path, e = config.path, config.email
     if e.starttls and e.implicit_tls:
         raise ConfigError(f"{path}: 'email.starttls' and 'email.implicit_tls' exclude each other")
+    try:
+        parse_schedule(e.schedule)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
+    _check_port(config, "email.smtp_port", e.smtp_port)
+    if not e.smtp_host.strip() and config.subscribers:
+        n = len(config.subscribers)
+        raise ConfigError(
+            f"{path}: 'email.smtp_host' is empty, but [[subscribers]] lists {n}"
+            f" {'address' if n == 1 else 'addresses'} to send the email to"
+            ' (name the SMTP server, e.g. "localhost" or "smtp.example.org")'
+        )
+    if any(c.isspace() for c in e.smtp_host):
+        raise ConfigError(f"{path}: 'email.smtp_host' contains a space: {e.smtp_host!r}")
     for key, v in (("rate_limit", e.rate_limit), ("retry_backoff", e.retry_backoff)):
         if v < 0:
             raise ConfigError(f"{path}: 'email.{key}' must be 0 or more, not {v}")
@@ -123,8 +138,7 @@ def _check_email(config: Config) -> None:
 
 def _check_daemon(config: Config) -> None:
     path, d = config.path, config.daemon
-    if not 0 < d.port < 65536:
-        raise ConfigError(f"{path}: 'daemon.port' must be between 1 and 65535, not {d.port}")
+    _check_port(config, "daemon.port", d.port)
     for key, v in (
         ("ingest_interval", d.ingest_interval),
         ("rebuild_interval", d.rebuild_interval),
@@ -141,3 +155,8 @@ def _check_daemon(config: Config) -> None:
             f"{path}: 'daemon.send_interval' must be 0 (use email.schedule) or more, "
             f"not {d.send_interval}"
         )
+
+
+def _check_port(config: Config, key: str, port: int) -> None:
+    if not 0 < port < 65536:
+        raise ConfigError(f"{config.path}: '{key}' must be between 1 and 65535, not {port}")

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from aggregator.config.checks import check
+from aggregator.config.feed_urls import feed_url_problem
 from aggregator.config.sections import (
     ENV_CONFIG,
     FEEDS_KEY,
@@ -90,6 +91,12 @@ def parse(data: dict[str, Any], path: Path) -> Config:
         lists[name] = tuple(
             _read_section(v, cls, f"{name}[{i}]", path, base) for i, v in enumerate(value)
         )
+    for i, feed in enumerate(lists[FEEDS_KEY]):
+        problem = feed_url_problem(feed.url, base)
+        if problem:
+            raise ConfigError(
+                f"{path}: '{FEEDS_KEY}[{i}].url' is not a feed address: {feed.url!r}: {problem}"
+            )
     config = Config(
         path=path,
         site=sections["site"],

@@ -168,6 +168,8 @@ class Connection:
         if self.smtp is not None:
             return self.smtp
         s = self.settings
+        if not s.host.strip():  # smtplib would only say "please run connect() first"
+            raise DeliveryError("email.smtp_host is empty: name the SMTP server to send through")
         context = s.tls_context or ssl.create_default_context()
         try:
             smtp: smtplib.SMTP
