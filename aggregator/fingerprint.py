@@ -308,11 +308,26 @@ def text_identity(text: str) -> tuple[str, LshIndex]:
     return _fingerprint(toks, w), LshIndex(SIGNATURE_VERSION, w, tuple(band_keys(minhash(toks))))
 
 
+def index_use(version: int | None, weight: float | None, min_weight: float) -> bool | None:
+    """The rule that says which keys index an entry, from its stored index's
+    version and weight: True, all of its stored keys; False, none (too light
+    a text to match by similarity); None, the index is stale or missing (the
+    keys must be computed from the text). The one statement of the rule: the
+    store asks it with the two values it reads, index_keys below with an
+    LshIndex in hand."""
+    if version != SIGNATURE_VERSION or weight is None:
+        return None
+    return weight >= min_weight
+
+
 def index_keys(index: LshIndex | None, min_weight: float) -> list[int] | None:
     """lsh_keys(text, min_weight) from a stored index; None if it is stale or missing."""
-    if index is None or index.version != SIGNATURE_VERSION:
+    if index is None:
         return None
-    return list(index.keys) if index.weight >= min_weight else []
+    use = index_use(index.version, index.weight, min_weight)
+    if use is None:
+        return None
+    return list(index.keys) if use else []
 
 
 class Prepared:

@@ -129,29 +129,26 @@ class DedupeMixin(StoreBase):
             )
         stored_keys = _stored_keys(self.engine.dialect.name)
         stale: set[int] = set()
-        #: entries whose keys are their stored list, whole: the database copies it
+        #: entries indexed by every key of their stored list
         whole: list[int] = []
-        rows: list[tuple[int, int]] = []
+        lsh = entries.c.lsh
         ids = list(ids)
         with self._tx() as conn:
             for kcond in _id_filters(dedupe_keys.c.entry_id, ids):
                 conn.execute(delete(dedupe_keys).where(kcond))
             for cond in _id_filters(entries.c.id, ids):
-                # As text, decoded once by _lsh (as in entry_lsh).
-                q = select(entries.c.id, type_coerce(entries.c.lsh, Text)).where(
+                # Two scalars per entry, not its key list: the rule needs no more.
+                q = select(entries.c.id, lsh[0].as_integer(), lsh[1].as_float()).where(
                     cond, entries.c.gone.is_(False)
                 )
-                for i, value in conn.execute(q).all():
-                    index = _lsh(value)
-                    keys = fingerprint.index_keys(index, min_weight)
-                    if keys is None:
+                for i, version, weight in conn.execute(q).all():
+                    use = fingerprint.index_use(version, weight, min_weight)
+                    if use is None:
                         stale.add(i)
-                    elif stored_keys is not None and index is not None and keys == list(index.keys):
+                    elif use:
                         whole.append(i)
-                    else:
-                        rows.extend((i, k) for k in keys)
             if stored_keys is not None:
-                # Copied inside the database, not sent back as rows: an
+                # The keys are copied inside the database, never read out: an
                 # executemany of a first ingest's 170,000 keys made the
                 # whole-store dedupe a fifth slower.
                 for cond in _id_filters(entries.c.id, whole):
@@ -160,7 +157,14 @@ class DedupeMixin(StoreBase):
                             ["entry_id", "key"], stored_keys.where(cond)
                         )
                     )
-            _insert_plain(conn, dedupe_keys, ("entry_id", "key"), rows)
+            else:
+                rows: list[tuple[int, int]] = []
+                for cond in _id_filters(entries.c.id, whole):
+                    q = select(entries.c.id, type_coerce(lsh, Text)).where(cond)
+                    for i, value in conn.execute(q).all():
+                        index = _lsh(value)
+                        rows.extend((i, k) for k in (index.keys if index else ()))
+                _insert_plain(conn, dedupe_keys, ("entry_id", "key"), rows)
         return stale
 
     def dedupe_neighbours(

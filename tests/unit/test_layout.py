@@ -7,6 +7,7 @@ and on copies of it with one forbidden import planted, which each must catch.
 
 from __future__ import annotations
 
+import ast
 import functools
 import shutil
 import textwrap
@@ -489,3 +490,24 @@ def test_comments_docstrings_and_words_are_not_sql(tmp_path: Path) -> None:
         '''),
     )
     assert [v for v in rules.sql_only_in_store(copy) if v not in before] == []
+
+
+#: a module past this many lines holds more than one idea (DESIGN.md: split at about 400)
+MAX_MODULE_LINES = 500
+#: a class past this many lines is a module of its own in disguise
+MAX_CLASS_LINES = 400
+
+
+def test_no_module_or_class_grows_past_one_idea() -> None:
+    too_long = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        rel = path.relative_to(PACKAGE)
+        if text.count("\n") > MAX_MODULE_LINES:
+            too_long.append(f"{rel}: {text.count(chr(10))} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.ClassDef) and node.end_lineno is not None:
+                length = node.end_lineno - node.lineno + 1
+                if length > MAX_CLASS_LINES:
+                    too_long.append(f"{rel}: class {node.name} has {length} lines")
+    assert too_long == []
