@@ -312,6 +312,18 @@ class ContentFileState:
     settings_hash: str
 
 
+@dataclass(frozen=True)
+class GuidRow:
+    """A stored feed entry without a link, as the guid upgrade looks at it
+    (normalize.adopt_guids): the fields an older derived guid was made of."""
+
+    id: int
+    guid: str
+    title: str
+    text: str
+    published: datetime
+
+
 # -- the newsletter: subscribers, issues, deliveries -------------------------
 
 

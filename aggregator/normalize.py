@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from aggregator.errors import NormalizeError
 from aggregator.fingerprint import text_identity
-from aggregator.model import Entry, RawItem
+from aggregator.model import Entry, GuidRow, RawItem
 from aggregator.text import first_words, fold_space, html_to_text, sanitize_html, xml_safe
 from aggregator.urls import canonical_url
 
@@ -55,7 +58,7 @@ def normalize(
         published = min(published, now)
         updated = min(updated, now)
     updated = max(updated, published)
-    guid = xml_safe(item.guid or "") or link or _hash("guid", title, published.isoformat(), text)
+    guid = xml_safe(item.guid or "") or link or derived_guid(item)
     if not guid:
         raise NormalizeError(f"{item.location}: entry has no id, link or content")
     tags = tuple(dict.fromkeys(t for t in (fold_space(xml_safe(t)) for t in item.tags) if t))
@@ -95,3 +98,112 @@ def _hash(*parts: str) -> str:
 
 #: json.dumps(..., ensure_ascii=False) without building an encoder per call
 _JSON = json.JSONEncoder(ensure_ascii=False)
+
+
+# -- the identity of an item with no id and no link ------------------------------
+# Such an item is known only by what it says. Its guid is derived from that,
+# never from where it sits in the feed or when it was read: an item keeps its
+# guid when others are added, removed or moved around it, and when its feed is
+# read again after a crash. Two items saying exactly the same thing are one.
+#
+# Version 1 (until 2026-11) hashed the title, the published date and the plain
+# text; an undated item's date was the time of reading, so its guid changed
+# each time its feed changed (one item, several rows, shown several times).
+# Version 2 hashes the item's own words: title, author, the date the feed
+# gives (if any), and the body and summary as the feed sent them (enclosure
+# links included); the result is marked "derived:2:", so a later version can
+# tell its rows from ours. Rows stored under version 1 are taken over by
+# adopt_guids when their item is read again, so nothing shows twice after the
+# upgrade.
+
+#: what a derived guid is made of; bump it (and teach adopt_guids the old
+#: form) when that changes
+GUID_VERSION = 2
+DERIVED_GUID_PREFIX = f"derived:{GUID_VERSION}:"
+#: version 1's guids: 32 hex digits, with no link stored beside them
+_V1_GUID = re.compile(r"[0-9a-f]{32}")
+
+
+def derived_guid(item: RawItem) -> str:
+    """The guid of an item with no id and no link, from what it says (see above)."""
+    published = _utc(item.published)
+    return DERIVED_GUID_PREFIX + _hash(
+        "item",
+        _words(item.title),
+        _words(item.author),
+        published.isoformat() if published else "",
+        _words(item.content_html),
+        _words(item.summary),
+    )
+
+
+def is_derived(guid: str) -> bool:
+    """Whether `guid` was derived by this version of derived_guid."""
+    return guid.startswith(DERIVED_GUID_PREFIX)
+
+
+@dataclass(frozen=True)
+class GuidAdoption:
+    """What adopt_guids decided: stored rows to re-key, and rows to hide."""
+
+    #: (row id, the derived guid its item has now): the row keeps its id,
+    #: first_seen and links, under the new guid
+    renames: tuple[tuple[int, str], ...] = ()
+    #: further rows of an item already adopted (the copies version 1 made):
+    #: marked gone, kept
+    gone: tuple[int, ...] = ()
+
+
+def adopt_guids(batch: Sequence[Entry], stored: Sequence[GuidRow]) -> GuidAdoption:
+    """Map rows stored under a version-1 guid onto the entries of `batch` that
+    now carry a derived guid.
+
+    `stored` is the source's link-less rows with the titles of `batch`'s
+    derived entries. A version-1 row is one item's if it has the item's title
+    and its text (whitespace aside); where two entries of the batch share
+    title and text, the stored published date must match too. Of the rows of
+    one item, the oldest is renamed to the derived guid (unless a row already
+    carries it) and the others, copies the old derivation made, are marked
+    gone. Rows under a derived guid, or a guid of the source's own, are left
+    alone; so is a version-1 row whose item is no longer in the feed (nothing
+    arrives to show it twice).
+    """
+    entries = list({e.guid: e for e in reversed(batch) if is_derived(e.guid)}.values())
+    if not entries:
+        return GuidAdoption()
+    have = {r.guid for r in stored}
+    legacy: dict[tuple[str, str], list[GuidRow]] = defaultdict(list)
+    for r in sorted(stored, key=lambda r: r.id):
+        if _V1_GUID.fullmatch(r.guid):
+            legacy[(r.title, _squeeze(r.text))].append(r)
+    wanted: dict[tuple[str, str], list[Entry]] = defaultdict(list)
+    for e in entries:
+        wanted[(e.title, _squeeze(e.text))].append(e)
+    renames: list[tuple[int, str]] = []
+    gone: list[int] = []
+    for key, claimants in wanted.items():
+        rows = legacy.get(key, [])
+        for e in claimants:
+            mine = [r for r in rows if r.published == e.published]
+            if not mine and len(claimants) == 1:
+                mine = rows
+            if not mine:
+                continue
+            taken = {r.id for r in mine}
+            rows = [r for r in rows if r.id not in taken]
+            if e.guid in have:
+                gone += [r.id for r in mine]
+            else:
+                renames.append((mine[0].id, e.guid))
+                gone += [r.id for r in mine[1:]]
+    return GuidAdoption(tuple(renames), tuple(gone))
+
+
+def _words(value: str | None) -> str:
+    """`value` with its runs of whitespace made one space (a feed re-indented
+    says the same thing)."""
+    return " ".join(value.split()) if value else ""
+
+
+def _squeeze(text: str) -> str:
+    return "".join(text.split())

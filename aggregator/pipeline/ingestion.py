@@ -21,13 +21,14 @@ from aggregator import settings
 from aggregator.config import Config
 from aggregator.errors import SourceError
 from aggregator.model import (
+    Entry,
     Failure,
     FeedState,
     IngestReport,
     Source,
     SourceResult,
 )
-from aggregator.normalize import normalize
+from aggregator.normalize import adopt_guids, is_derived, normalize
 from aggregator.pipeline.deduplication import dedupe_changed
 from aggregator.sources import content_scan, feeds, opml, schedule
 from aggregator.sources.feed_entries import FeedReading, read_feed
@@ -278,6 +279,8 @@ class _FeedRun:
         batch, self.unstored, self.unstored_entries = self.unstored, [], 0
         if not batch:
             return
+        for key, _, reading in batch:
+            _adopt_guids(self.store, self.ids[key], key, reading.entries)
         upserted = self.store.upsert_feeds(
             [(self.ids[key], reading.entries, reading.meta) for key, _, reading in batch], self.now
         )
@@ -297,6 +300,22 @@ class _FeedRun:
         self.results.append(result)
         if self.progress:
             self.progress(len(self.results), len(self.due), result)
+
+
+def _adopt_guids(store: Store, source_id: int, key: str, batch: Sequence[Entry]) -> None:
+    """Rows stored under an older derived guid take the guid their item has now
+    (normalize.adopt_guids), before the batch is stored: one item, one row.
+    Its own transaction: a crash after it leaves rows the upsert then finds."""
+    titles = [e.title for e in batch if is_derived(e.guid)]
+    if not titles:
+        return
+    plan = adopt_guids(batch, store.link_less_entries(source_id, titles))
+    if plan.renames or plan.gone:
+        store.rekey_entries(plan.renames, plan.gone)
+        log.info(
+            "%s: %d entries took their item's new guid, %d older copies hidden",
+            key, len(plan.renames), len(plan.gone), extra={"source": key},
+        )  # fmt: skip
 
 
 def _internal_error(fetched: FetchResult, error: Exception) -> FeedReading:

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.engine import Connection
 
-from aggregator.model import Entry, FeedMeta, Source, SourceKind, StoredEntry
+from aggregator.model import Entry, FeedMeta, GuidRow, Source, SourceKind, StoredEntry
 from aggregator.store.base import StoreBase, _chunks, _driver_mark, _id_filters, _insert
 from aggregator.store.schema import dedupe_queue, entries, sources
 from aggregator.store.sources import _put_feed_meta
@@ -66,6 +66,37 @@ class EntriesMixin(StoreBase):
                 conn.execute(update(entries).where(entries.c.id.in_(chunk)).values(gone=True))
             _queue_dedupe(conn, ids)
         return len(ids)
+
+    def link_less_entries(self, source_id: int, titles: Iterable[str]) -> list[GuidRow]:
+        """The entries of a source with no link and one of `titles`, as the
+        guid upgrade looks at them (normalize.adopt_guids)."""
+        out: list[GuidRow] = []
+        with self._tx() as conn:
+            for chunk in _chunks(list(dict.fromkeys(titles))):
+                q = select(
+                    entries.c.id, entries.c.guid, entries.c.title, entries.c.text,
+                    entries.c.published,
+                ).where(
+                    entries.c.source_id == source_id,
+                    entries.c.link == "",
+                    entries.c.title.in_(chunk),
+                )  # fmt: skip
+                rows = conn.execute(q).all()
+                out += [GuidRow(r.id, r.guid, r.title, r.text, r.published) for r in rows]
+        return out
+
+    def rekey_entries(self, renames: Sequence[tuple[int, str]], gone: Sequence[int]) -> None:
+        """Give entries new guids ((id, guid) pairs) and mark others gone, in
+        one transaction; dedupe looks at all of them again."""
+        with self._tx() as conn:
+            if renames:
+                conn.execute(
+                    update(entries).where(entries.c.id == bindparam("_id")),
+                    [{"_id": i, "guid": g} for i, g in renames],
+                )
+            for chunk in _chunks(list(gone)):
+                conn.execute(update(entries).where(entries.c.id.in_(chunk)).values(gone=True))
+            _queue_dedupe(conn, [i for i, _ in renames] + list(gone))
 
     def visible_entries(
         self, now: datetime, source_keys: Sequence[str] | None = None
