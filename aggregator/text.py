@@ -1,16 +1,15 @@
 """Text transformations: Markdown -> HTML, sanitizing, HTML -> text, excerpts.
 
-Pure functions, no IO. Math written as \\( \\), \\[ \\], $ $ or $$ $$ passes
-through verbatim (escaped as text inside a span or div of class "math"), so
-a MathJax or KaTeX on the reader's side can typeset it and Markdown never
-eats its backslashes or underscores.
+Pure functions, no IO. Math written as \\( \\), \\[ \\], $ $ or $$ $$ becomes
+MathML with its TeX kept as an annotation (aggregator.texmath); Markdown never
+eats its backslashes or underscores, and the text of a formula is its TeX.
 """
 
 from __future__ import annotations
 
 import html as html_lib
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from contextvars import ContextVar
 from functools import cache
 from typing import Any
@@ -21,75 +20,31 @@ import regex
 from lxml import etree
 from lxml import html as lxml_html
 from markdown_it import MarkdownIt
-from markdown_it.rules_inline import StateInline
-from markdown_it.token import Token
-from mdit_py_plugins.dollarmath import dollarmath_plugin
 from mdit_py_plugins.footnote import footnote_plugin
 from mdit_py_plugins.tasklists import tasklists_plugin
-from mdit_py_plugins.texmath import texmath_plugin
 
-_CLOSE = {"\\(": "\\)", "\\[": "\\]", "$": "$", "$$": "$$"}
-
-
-def _render_math(tokens: Sequence[Token], idx: int, tag: str) -> str:
-    tok = tokens[idx]
-    opener = tok.markup or "$"
-    source = f"{opener}{tok.content}{_CLOSE.get(opener, opener)}"
-    cls = "math display" if tag == "div" else "math inline"
-    return f'<{tag} class="{cls}">{html_lib.escape(source, quote=False)}</{tag}>' + (
-        "\n" if tag == "div" else ""
-    )
-
-
-def _not_across_code(rule: Callable[[StateInline, bool], bool]) -> Any:
-    """Wrap an inline math rule so that a match spanning a backtick is refused."""
-
-    def guarded(state: StateInline, silent: bool) -> bool:
-        # A silent run finds where the span would end without emitting tokens.
-        start = state.pos
-        if not rule(state, True):
-            return False
-        end, state.pos = state.pos, start
-        if "`" in state.src[start:end]:
-            return False
-        if silent:
-            state.pos = end
-            return True
-        return rule(state, False)
-
-    return guarded
+from aggregator.texmath import (
+    MATHML_ATTRS,
+    MATHML_TAGS,
+    PROBLEMS,
+    MathProblem,
+    math_plugin,
+    reduce_rendered_math,
+)
 
 
 @cache
 def _markdown() -> MarkdownIt:
-    md = (
+    return (
         MarkdownIt("commonmark", {"html": True})
         .enable("table")
         .enable("strikethrough")
         .use(footnote_plugin)
         .use(tasklists_plugin)
-        # Pandoc's rule: no space just inside the dollars, no digit just outside
-        # them, so "$HOME and $PATH" or "costs $5 or $10" stay plain text.
-        .use(dollarmath_plugin, allow_space=False, allow_digits=False, double_inline=True)
-        .use(texmath_plugin, delimiters="brackets")
+        # \\( \\), \\[ \\], $ $ and $$ $$ (Pandoc's rule: "$5 or $10" is no
+        # math), inline or as blocks, rendered as MathML
+        .use(math_plugin)
     )
-
-    def inline(self: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
-        return _render_math(tokens, idx, "span")
-
-    def block(self: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
-        return _render_math(tokens, idx, "div")
-
-    # Inline code binds tighter than math: "$10 and `$PATH`" is no math span.
-    for rule in md.inline.ruler.__rules__:
-        if rule.name == "math_inline":
-            rule.fn = _not_across_code(rule.fn)
-    md.inline.ruler.__cache__ = None
-    for name in ("math_inline", "math_inline_double"):
-        md.add_render_rule(name, inline)
-    for name in ("math_block", "math_block_label", "math_block_eqno"):
-        md.add_render_rule(name, block)
-    return md
 
 
 _CHECKBOX = re.compile(r'<input class="task-list-item-checkbox"[^>]*>')
@@ -100,12 +55,17 @@ def _checkbox(m: re.Match[str]) -> str:
     return "\u2611" if "checked" in m.group(0) else "\u2610"
 
 
-def markdown_to_html(source: str) -> str:
-    """Render a Markdown body (no front matter) to HTML; math stays verbatim.
+def markdown_to_html(source: str, math_problems: list[MathProblem] | None = None) -> str:
+    """Render a Markdown body (no front matter) to HTML, math as MathML.
 
-    CommonMark plus tables, footnotes, strikethrough and task lists.
+    CommonMark plus tables, footnotes, strikethrough, task lists and TeX math
+    (aggregator.texmath); each formula that does not convert is shown as its
+    TeX and appended, once, to `math_problems`.
     """
-    html: str = _markdown().render(source)
+    env: dict[str, Any] = {}
+    html: str = _markdown().render(source, env)
+    if math_problems is not None:
+        math_problems.extend(env.get(PROBLEMS, ()))
     if "task-list-item-checkbox" in html:
         html = _CHECKBOX.sub(_checkbox, html)
     return html
@@ -144,8 +104,9 @@ _TAGS = {
     "hr", "i", "img", "ins", "kbd", "li", "mark", "ol", "p", "pre", "q", "s", "small",
     "span", "strong", "sub", "summary", "sup", "table", "tbody", "td", "tfoot", "th",
     "thead", "tr", "u", "ul",
-}  # fmt: skip
+} | MATHML_TAGS  # fmt: skip
 _ATTRS = {
+    **MATHML_ATTRS,
     "*": {"class", "title", "lang", "dir"},
     "a": {"href", "hreflang"},
     "img": {"src", "alt", "width", "height"},
@@ -177,6 +138,7 @@ def sanitize_html(fragment: str, base_url: str | None = None) -> str:
     URLs may be http, https, mailto or relative; data: only for a PNG, JPEG,
     GIF or WebP image in <img src>.
     """
+    fragment = reduce_rendered_math(fragment)
     # The per-attribute callback costs time: only a fragment that may hold a
     # data: URL pays it (without "data" in url_schemes nh3 drops them all).
     data = "data:" in fragment.lower()
@@ -315,7 +277,8 @@ _PLAIN_HTML = etree.HTMLParser()
 # The text of a parsed fragment, in document order: a block is set off by
 # spaces, <pre> becomes the placeholder, <img> its alt text, <code> its text
 # in backticks; script, style, comments and processing instructions give
-# nothing (XSLT's default rules copy every other text node). An XSLT, run by
+# nothing, MathML with a TeX annotation gives its TeX in \( \) or \[ \]
+# (XSLT's default rules copy every other text node). An XSLT, run by
 # libxslt, rather than a walk over the tree in Python: several times faster.
 _TEXT_OF = etree.XSLT(
     etree.XML(
@@ -336,6 +299,14 @@ _TEXT_OF = etree.XSLT(
     <xsl:text>`</xsl:text><xsl:value-of select="."/><xsl:text>`</xsl:text>
   </xsl:template>
   <xsl:template match="script|style"/>
+  <xsl:template match="math[.//annotation[@encoding='application/x-tex']]">
+    <xsl:variable name="tex"
+      select="normalize-space(.//annotation[@encoding='application/x-tex'])"/>
+    <xsl:choose>
+      <xsl:when test="@display='block'">\\[<xsl:value-of select="$tex"/>\\]</xsl:when>
+      <xsl:otherwise>\\(<xsl:value-of select="$tex"/>\\)</xsl:otherwise>
+    </xsl:choose>
+  </xsl:template>
 </xsl:stylesheet>"""
     )
 )

@@ -39,6 +39,7 @@ import yaml
 
 from aggregator.errors import SourceError
 from aggregator.model import ContentFileState, Failure, RawItem
+from aggregator.texmath import MathProblem
 from aggregator.text import (
     first_heading,
     html_to_text,
@@ -205,7 +206,13 @@ def read_file(
     link = settings.base_url.rstrip("/") + quote(
         _permalink(settings.permalink, slug, location), safe="/:@!$&'()*+,;=~-._"
     )
-    html = markdown_to_html(body)
+    math_problems: list[MathProblem] = []
+    html = markdown_to_html(body, math_problems)
+    # the body's line 1 is the file's line after the front matter
+    offset = source.count("\n") - body.count("\n")
+    for p in math_problems:
+        line = f"line {p.line + offset}: " if p.line else ""
+        warnings.append(f"{line}formula {p.tex} is shown as TeX: no MathML ({p.reason})")
     folder = PurePosixPath(rel).parent.as_posix()
     folder_url = settings.base_url.rstrip("/") + "/"
     if folder != ".":

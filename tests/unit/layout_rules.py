@@ -180,6 +180,8 @@ OWNED: dict[str, frozenset[str]] = {
     "numpy": frozenset({f"{P}.fingerprint"}),
     # editing config.toml in place, comments kept
     "tomlkit": frozenset({f"{P}.feedlist"}),
+    # TeX -> MathML, behind texmath's checks (a failed formula stays TeX)
+    "latex2mathml": frozenset({f"{P}.texmath"}),
 }
 
 #: the shell: orchestration and the ways in. No other module imports these.
@@ -248,6 +250,8 @@ FOUNDATION = frozenset(
         f"{P}.errors",
         f"{P}.clock",
         f"{P}.text",
+        # TeX math in Markdown -> MathML, the MathML allowlist (pure; text uses it)
+        f"{P}.texmath",
         f"{P}.urls",
         f"{P}.slugs",
         f"{P}.config",

@@ -13,20 +13,20 @@ from aggregator.text import (
 )
 
 
-def test_math_passes_through_markdown_verbatim() -> None:
-    src = (
-        r"Loss \( p_{data}_x \) and $z_q = \arg\min_k \|z_e - e_k\|_2$." + "\n\n$$\na_1 * b_2\n$$\n"
-    )
+def test_math_becomes_mathml_with_its_tex_untouched_by_markdown() -> None:
+    src = r"Loss \( p_{data} \) and $z_q = \arg\min_k \|z_e - e_k\|_2$." + "\n\n$$\na_1 * b_2\n$$\n"
     html = markdown_to_html(src)
-    assert r"\( p_{data}_x \)" in html
-    assert r"$z_q = \arg\min_k \|z_e - e_k\|_2$" in html
-    assert "$$\na_1 * b_2\n$$" in html
+    assert '<annotation encoding="application/x-tex">p_{data}</annotation>' in html
+    assert r"z_q = \arg\min_k \|z_e - e_k\|_2</annotation>" in html
+    assert '<math display="block">' in html and "a_1 * b_2</annotation>" in html
     assert "<em>" not in html
 
 
-def test_display_brackets_math_survives() -> None:
-    html = markdown_to_html(r"\[ \mathcal{L} = \mathbb{E}_{x} [\log D(x)] \]")
-    assert r"\[ \mathcal{L} = \mathbb{E}_{x} [\log D(x)] \]" in html
+def test_display_brackets_inside_a_paragraph_become_display_math() -> None:
+    html = markdown_to_html(r"写成 \[\mathbf{x}_t=(1-t)\mathbf{x}_0+t\varepsilon\] 之后")
+    assert html.startswith('<p>写成 <math display="block">')
+    assert r"\mathbf{x}_t=(1-t)\mathbf{x}_0+t\varepsilon</annotation>" in html
+    assert "<em>" not in html and html.endswith(" 之后</p>\n")
 
 
 def test_sanitize_removes_scripts_and_handlers_and_absolutizes_links() -> None:
@@ -121,8 +121,7 @@ def test_shell_dollars_in_code_stay_code_and_prices_are_not_math() -> None:
     assert '<pre><code class="language-bash">local f=&quot;$HOME/notebook/$(date +%F).md' in html
     assert "It costs $5 or $10" in html
     assert "<code>$PATH</code>" in html
-    assert '<span class="math inline">$x$</span>' in html
-    assert html.count('class="math') == 1
+    assert html.count("<math") == 1 and '<annotation encoding="application/x-tex">x<' in html
 
 
 def test_raw_html_in_a_post_is_sanitized() -> None:
