@@ -9,16 +9,16 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from aggregator.errors import NormalizeError
 from aggregator.fingerprint import text_identity
-from aggregator.model import Entry, GuidRow, RawItem
+from aggregator.model import Entry, FeedMeta, GuidRow, RawItem
 from aggregator.text import first_words, fold_space, html_to_text, sanitize_html, xml_safe
-from aggregator.urls import canonical_url
+from aggregator.urls import canonical_url, check_public_url, public_url
 
 #: bump when the hashed fields change, so old hashes are recomputed, not compared
 HASH_VERSION = 1
@@ -44,12 +44,15 @@ def normalize(
     """
     # Every string is made XML-safe first: one control character from a feed
     # would otherwise make lxml refuse the text, and later every output.
+    # The link readers are shown passes the URL policy (urls.check_public_url);
+    # the item's link as written still names it (its guid, its canonical URL).
+    link = xml_safe(item.link or "")
+    shown_link = public_url(link, base_url) or ""
     content_html = sanitize_html(
-        xml_safe(item.content_html), item.base_url or item.link or base_url
+        xml_safe(item.content_html), item.base_url or shown_link or base_url
     )
     text = html_to_text(content_html, code_placeholder)
     title = fold_space(xml_safe(item.title or "")) or first_words(text) or "(untitled)"
-    link = xml_safe(item.link or "")
     canonical_link = xml_safe(item.canonical_link or "")
     published = _utc(item.published) or _utc(item.updated) or now
     updated = _utc(item.updated) or published
@@ -67,7 +70,7 @@ def normalize(
     return Entry(
         guid=guid,
         title=title,
-        link=link,
+        link=shown_link,
         canonical_url=canonical_url(canonical_link or link, tracking_params)
         if (canonical_link or link)
         else "",
@@ -78,10 +81,49 @@ def normalize(
         text=text,
         summary=summary,
         tags=tags,
-        content_hash=_hash(str(HASH_VERSION), title, link, content_html, summary or "", *tags),
+        content_hash=_hash(
+            str(HASH_VERSION), title, shown_link, content_html, summary or "", *tags
+        ),
         fingerprint=fingerprint,
         lsh=lsh,
     )
+
+
+def feed_meta(
+    feed_id: str | None, title: str | None, link: str | None, base_url: str
+) -> tuple[FeedMeta, str | None]:
+    """What a feed says about itself, as our feeds show it (atom:source, via):
+    its link passed through the URL policy; and why the link was refused, if it was."""
+    check = check_public_url(xml_safe(link) if link else None, base_url)
+    meta = FeedMeta(
+        id=xml_safe(feed_id) if feed_id else None,
+        title=fold_space(xml_safe(title)) or None if title else None,
+        link=check.url,
+    )
+    return meta, check.reason
+
+
+def refused_links(items: Sequence[RawItem], base_url: str) -> list[str]:
+    """Why each item link readers will not be shown was refused (the URL policy)."""
+    reasons = []
+    for item in items:
+        if item.link:
+            reason = check_public_url(xml_safe(item.link), base_url).reason
+            if reason:
+                reasons.append(reason)
+    return reasons
+
+
+def refusals_warning(reasons: Sequence[str], what: str = "link") -> str | None:
+    """One line for a feed's result saying which links were left out, and why."""
+    if not reasons:
+        return None
+    counts = Counter(reasons)
+    why = "; ".join(f"{r} ({n}x)" if n > 1 else r for r, n in counts.most_common(3))
+    if len(counts) > 3:
+        why += f"; and {len(counts) - 3} other reasons"
+    n = len(reasons)
+    return f"left out {n} {what}{'s' if n > 1 else ''} not shown to readers: {why}"
 
 
 def _utc(value: datetime | None) -> datetime | None:

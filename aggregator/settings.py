@@ -40,6 +40,7 @@ def fetch_settings(config: Config) -> FetchSettings:
     return FetchSettings(
         concurrency=f.concurrency, per_host=f.per_host, connect_timeout=f.connect_timeout,
         read_timeout=f.read_timeout, total_timeout=f.total_timeout, max_bytes=f.max_bytes,
+        allow_private_redirects=f.allow_private_redirects,
     )  # fmt: skip
 
 

@@ -1,4 +1,14 @@
-"""URL helpers shared by stages: canonical form of a link. Pure, no IO.
+"""URL helpers shared by stages: the policy for links shown to readers, and the
+canonical form of a link. Pure, no IO.
+
+The policy (`check_public_url`, `public_url`): a link from outside (an item's
+or a feed's link, a redirect's Location) is resolved against its base,
+cleaned of what browsers silently drop (tabs and newlines anywhere, control
+characters and spaces at the ends) and of what XML cannot carry, and kept only
+if it is http or https with a host and a valid port, and at most
+MAX_URL_LENGTH characters. Everything else (javascript:, vbscript:, data:,
+mailto:, file:, about:, a bad port, an unparsable URL) is refused with a
+reason, never shown to a reader.
 
 Two links name the same article when their canonical forms are equal. The
 canonical form drops what never changes the page a reader gets: scheme and
@@ -12,9 +22,109 @@ post, while a missed one only shows a copy twice.
 from __future__ import annotations
 
 import functools
+import ipaddress
 import re
 from collections.abc import Iterable
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsplit
+
+#: the longest link shown to readers, in characters. 8,192 and not 2,048: the
+#: common web servers accept request lines up to about 8 kB (nginx's
+#: large_client_header_buffers 8k, Apache's LimitRequestLine 8190), so a link
+#: under that can still work, and real ones with long query strings (search
+#: results, signed CDN links) pass 2,048; a longer one cannot be fetched by a
+#: reader anyway, and is refused rather than cut (a cut link names another page).
+MAX_URL_LENGTH = 8192
+#: the only schemes a link shown to readers may have
+READER_SCHEMES = ("http", "https")
+#: removed anywhere in a link, as browsers do (WHATWG URL: tab and newline);
+#: then the other C0 and C1 controls, DEL, lone surrogates and the XML
+#: non-characters, which XML cannot carry and no URL needs
+_DROPPED = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+#: characters escaped inside a link: not valid in a URL, kept by escaping them
+_ESCAPED = {" ": "%20", '"': "%22", "<": "%3C", ">": "%3E", "`": "%60"}
+#: characters no host name carries (after the escapes above, a host with one is refused)
+_BAD_HOST = re.compile(r"[\s%<>\"`{}|\\^]")
+
+
+@dataclass(frozen=True)
+class UrlCheck:
+    """The policy's verdict on one link: `url` to show, or why it was refused.
+
+    Both are None when there was no link at all.
+    """
+
+    url: str | None
+    #: why the link is refused, for a person ("a javascript: URL (only http and https are allowed)")
+    reason: str | None = None
+
+
+def public_url(raw: str | None, base: str = "") -> str | None:
+    """`raw` as a link a reader may be shown, resolved against `base`; None if refused."""
+    return check_public_url(raw, base).url
+
+
+def check_public_url(raw: str | None, base: str = "") -> UrlCheck:
+    """Apply the policy for links shown to readers to `raw`, resolved against `base`.
+
+    Kept: http and https links with a host and a valid port, at most
+    MAX_URL_LENGTH characters, cleaned (see the module's docstring) and with
+    spaces and quotes escaped. Refused, with a reason: anything else.
+    """
+    if raw is None:
+        return UrlCheck(None)
+    if len(raw) > 4 * MAX_URL_LENGTH:  # bound the work: cleaning cannot bring it under
+        return UrlCheck(None, f"a URL longer than {MAX_URL_LENGTH} characters")
+    cleaned = _DROPPED.sub("", raw.replace("\t", "").replace("\n", "").replace("\r", ""))
+    cleaned = cleaned.strip(" \u00a0\u3000\u2028\u2029\ufeff").strip()
+    if not cleaned:
+        return UrlCheck(None)
+    if any(c in cleaned for c in _ESCAPED):
+        cleaned = "".join(_ESCAPED.get(c, c) for c in cleaned)
+    try:
+        url = urljoin(base, cleaned) if base else cleaned
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as e:  # "http://[": no URL; "http://a:99999/": no port
+        return UrlCheck(None, f"not a valid URL ({e})")
+    scheme = parts.scheme.lower()
+    if scheme not in READER_SCHEMES:
+        if not scheme:
+            return UrlCheck(None, "a relative URL with no web address to resolve it against")
+        return UrlCheck(None, f"{scheme}: is not allowed (only http and https)")
+    host = parts.hostname or ""
+    if not host or _BAD_HOST.search(host):
+        return UrlCheck(None, "a URL with no valid host name")
+    if port == 0:
+        return UrlCheck(None, "a URL with port 0")
+    if len(url) > MAX_URL_LENGTH:
+        return UrlCheck(None, f"a URL longer than {MAX_URL_LENGTH} characters")
+    return UrlCheck(url)
+
+
+def is_private_address(address: str) -> bool:
+    """Whether a redirect from the public internet must not lead to `address`.
+
+    True for loopback (127.0.0.0/8, ::1), link-local (169.254.0.0/16,
+    fe80::/10), private (RFC 1918, fc00::/7), unspecified (0.0.0.0, ::) and
+    every other range that is not globally routable (carrier-grade NAT,
+    documentation, reserved), for multicast, for an IPv4 address written as
+    IPv6 (::ffff:127.0.0.1), and for anything that is not an IP address.
+    """
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return True
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return not ip.is_global or ip.is_multicast
+
+
+def shown(raw: str, limit: int = 120) -> str:
+    """A link as a message may quote it: controls escaped, cut at `limit` characters."""
+    text = _DROPPED.sub(lambda m: f"\\x{ord(m.group(0)):02x}", raw)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
 
 #: query parameters that only track the reader, never change the article;
 #: a name ending in "*" is a prefix ("utm_*" drops utm_source, utm_medium, ...)

@@ -85,6 +85,9 @@ class FetchConfig:
     max_interval_minutes: float = 1440
     #: the longest wait between tries of a failing feed
     backoff_cap_minutes: float = 1440
+    #: follow a redirect from a public address into loopback, link-local or
+    #: private ranges (true for feeds on your own network that redirect there)
+    allow_private_redirects: bool = False
 
 
 @dataclass(frozen=True)

@@ -293,6 +293,7 @@ class _FeedRun:
                     new=up.new,
                     changed=up.changed,
                     failures=reading.failures,
+                    warnings=(Failure(key, reading.warning),) if reading.warning else (),
                 )
             )
 

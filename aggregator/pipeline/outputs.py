@@ -14,6 +14,7 @@ from aggregator.errors import AggregatorError
 from aggregator.model import BuildReport, Failure
 from aggregator.pipeline.paging import visible
 from aggregator.render.atom import render_feed, render_tag_feeds
+from aggregator.render.entries import Rendered, merge
 from aggregator.render.jsonfeed import render_json_feed
 from aggregator.render.pages import render_pages
 from aggregator.render.rss import render_rss
@@ -21,8 +22,9 @@ from aggregator.sources import content
 from aggregator.store import Store
 
 
-def render_site(config: Config, store: Store, now: datetime) -> dict[str, bytes]:
-    """Every feed and web page, as {path under the output dir: bytes}."""
+def render_site(config: Config, store: Store, now: datetime) -> Rendered:
+    """Every feed and web page, as {path under the output dir: bytes}, and the
+    entries left out because they could not be written (one Failure each)."""
     shown, also_in = visible(config, store, now)
     digest = settings.digest_settings(config)
     site = config.site
@@ -31,7 +33,7 @@ def render_site(config: Config, store: Store, now: datetime) -> dict[str, bytes]
     history = feed_history(store.entry_slots(), shown, also_in, digest, config.output.archive_size)
     tags = tags_of(shown)
     tag_pages = [(t, paginate(t.entries, also_in, digest)) for t in tags]
-    return _merge(
+    return _merge_rendered(
         render_feed(history, site, feeds),
         render_rss(history.current, site, feeds),
         render_json_feed(history.current, site),
@@ -56,13 +58,14 @@ def build(
     if email_preview:
         issue = newsletter.next_issue(config, store, now)
         preview, previewed = newsletter.preview_files(issue), issue.key
-    outputs = _merge(render_site(config, store, now), preview, newsletter.archive_pages(store))
+    site = render_site(config, store, now)
+    outputs = _merge(site.files, preview, newsletter.archive_pages(store))
     written = write_outputs(config.output.dir, outputs)
     # Images and other files beside the posts, at the same relative path,
     # which is where the posts' relative links were pointed.
     static = content.static_files(settings.content_settings(config))
     clashes = sorted(set(static) & set(outputs))
-    failures = tuple(
+    failures = site.failures + tuple(
         Failure(str(static[rel]), f"not copied: the output {rel} has that path") for rel in clashes
     )
     copied = {k: v for k, v in static.items() if k not in outputs}
@@ -74,6 +77,14 @@ def build(
         written=tuple(written), failures=failures, removed=tuple(removed),
         email_preview=previewed,
     )  # fmt: skip
+
+
+def _merge_rendered(*parts: Rendered) -> Rendered:
+    """Join renderers' outputs and the entries they left out."""
+    try:
+        return merge(*parts)
+    except ValueError as e:  # two renderers claiming one path: a bug
+        raise AggregatorError(str(e)) from None
 
 
 def _merge(*parts: Mapping[str, bytes]) -> dict[str, bytes]:

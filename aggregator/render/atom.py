@@ -15,6 +15,10 @@ extension mechanism (`_FeedHistory`, `_EntryLinks` below):
   element (id, title, links, updated).
 Nothing in a document depends on the wall clock, so a rebuild with nothing
 new gives byte-identical files.
+
+Links from outside (an entry's alternate, a feed's via and atom:source links)
+pass the URL policy again here (render/entries.py), and an entry that cannot
+be written is left out of its document and reported, not the build's end.
 """
 
 from __future__ import annotations
@@ -34,7 +38,15 @@ from aggregator import PROJECT_URL, __version__
 from aggregator.config import SiteConfig
 from aggregator.digest import FeedHistory, Tag
 from aggregator.model import DigestEntry, FeedMeta, SourceKind, StoredEntry
+from aggregator.render.entries import (
+    Rendered,
+    for_readers,
+    merge,
+    meta_for_readers,
+    skipping_unwritable,
+)
 from aggregator.render.words import words
+from aggregator.urls import public_url as reader_url
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
 #: RFC 5005's namespace for fh:archive
@@ -71,19 +83,17 @@ def tag_page_url(site: SiteConfig, slug: str) -> str:
     return public_url(site, f"tags/{slug}/")
 
 
-def render_feed(
-    history: FeedHistory, site: SiteConfig, feeds: Mapping[str, FeedMeta]
-) -> dict[str, bytes]:
-    """Render the subscription document and every archive; return {path: bytes}.
+def render_feed(history: FeedHistory, site: SiteConfig, feeds: Mapping[str, FeedMeta]) -> Rendered:
+    """Render the subscription document and every archive.
 
     `feeds` gives each external source's own id, title and link (atom:source).
     """
-    out: dict[str, bytes] = {}
+    feeds = meta_for_readers(feeds)
     newest = len(history.archives)
     current_links = [("current", FEED_PATH)]
     if newest:
         current_links.append(("prev-archive", archive_path(newest)))
-    out[FEED_PATH] = _document(site, FEED_PATH, site.title, history.current, feeds, current_links)
+    parts = [_document(site, FEED_PATH, site.title, history.current, feeds, current_links)]
     for archive in history.archives:
         n = archive.number
         links = [("current", FEED_PATH)]
@@ -91,22 +101,25 @@ def render_feed(
             links.append(("prev-archive", archive_path(n - 1)))
         if n < newest:
             links.append(("next-archive", archive_path(n + 1)))
-        out[archive_path(n)] = _document(
-            site, archive_path(n), site.title, archive.entries, feeds, links, archive=True
+        parts.append(
+            _document(
+                site, archive_path(n), site.title, archive.entries, feeds, links, archive=True
+            )
         )
-    return out
+    return merge(*parts)
 
 
 def render_tag_feeds(
     tags: Sequence[tuple[Tag, Sequence[DigestEntry]]],
     site: SiteConfig,
     feeds: Mapping[str, FeedMeta],
-) -> dict[str, bytes]:
-    """Render one Atom feed per tag, of the given entries; return {path: bytes}."""
-    out: dict[str, bytes] = {}
+) -> Rendered:
+    """Render one Atom feed per tag, of the given entries."""
+    feeds = meta_for_readers(feeds)
+    parts = []
     for tag, entries in tags:
         path = tag_feed_path(tag.slug)
-        out[path] = _document(
+        doc = _document(
             site,
             path,
             f"{site.title}: {tag.name}",
@@ -116,7 +129,8 @@ def render_tag_feeds(
             feed_id=public_url(site, path),
             alternate=tag_page_url(site, tag.slug),
         )
-    return out
+        parts.append(doc)
+    return merge(*parts)
 
 
 def _document(
@@ -130,6 +144,26 @@ def _document(
     archive: bool = False,
     feed_id: str | None = None,
     alternate: str | None = None,
+) -> Rendered:
+    """One Atom document at `path`; an entry that cannot be written is left out."""
+
+    def render(shown: Sequence[DigestEntry]) -> bytes:
+        return _atom(site, path, title, shown, feeds, links, archive, feed_id, alternate)
+
+    xml, failures = skipping_unwritable(render, for_readers(entries), path)
+    return Rendered({path: xml}, failures)
+
+
+def _atom(
+    site: SiteConfig,
+    path: str,
+    title: str,
+    entries: Sequence[DigestEntry],
+    feeds: Mapping[str, FeedMeta],
+    links: Sequence[tuple[str, str]],
+    archive: bool,
+    feed_id: str | None,
+    alternate: str | None,
 ) -> bytes:
     fg = FeedGenerator()
     fg.register_extension("history", _FeedHistory, _EntryLinks, atom=True, rss=False)
@@ -175,7 +209,7 @@ def _add_entry(
         ext.links.append({"rel": "alternate", "type": "text/html", "href": e.link})
     if source.kind is SourceKind.FEED:
         meta = feeds.get(source.key, FeedMeta(id=None, title=None, link=None))
-        via = meta.link or _web_url(source.key)
+        via = meta.link or reader_url(source.key)
         if via:
             ext.links.append({"rel": "via", "type": "text/html", "href": via})
         ext.source = _source(source.key, source.name, meta, e.updated)
@@ -194,18 +228,14 @@ def _paragraph(text: str) -> str:
     return "<p>" + text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") + "</p>"
 
 
-def _web_url(url: str) -> str | None:
-    """`url` if a reader elsewhere could fetch it (not a file: path on our disk)."""
-    return url if url.startswith(("http://", "https://")) else None
-
-
 def _source(key: str, name: str, meta: FeedMeta, updated: datetime) -> dict[str, Any]:
     """atom:source for an entry from an external feed (RFC 4287 section 4.2.11)."""
     links = []
     if meta.link:
         links.append({"rel": "alternate", "type": "text/html", "href": meta.link})
-    if _web_url(key):
-        links.append({"rel": "self", "type": ATOM_TYPE, "href": key})
+    self_url = reader_url(key)  # not a file: path on our disk
+    if self_url:
+        links.append({"rel": "self", "type": ATOM_TYPE, "href": self_url})
     return {
         # A feed without an id of its own is named by its URL (as RFC 4287 allows).
         "id": meta.id or key,

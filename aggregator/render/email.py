@@ -17,6 +17,7 @@ from premailer import Premailer
 from aggregator.config import SiteConfig
 from aggregator.model import DigestEntry
 from aggregator.render import environment
+from aggregator.render.entries import for_readers
 from aggregator.render.words import count_words, locale, words
 
 TEXT_WIDTH = 72
@@ -82,6 +83,8 @@ def render_archive(
 def _context(
     entries: Sequence[DigestEntry], site: SiteConfig, web_url: str, issue_key: str, total: int
 ) -> dict[str, object]:
+    # Links through the URL policy, as on every output (render/entries.py).
+    entries = for_readers(entries)
     # The same words and dates as the web pages (render/words.py), in [site] language.
     lang = site.language
     table = words(lang)

@@ -7,20 +7,25 @@ Links between pages are relative and name index.html explicitly, so the
 pages work from a web server and straight from the disk (file://) alike;
 canonical and Open Graph URLs are the clean absolute ones under base_url.
 Every page declares the Atom, RSS and JSON feeds for autodiscovery.
+
+Entry links pass the URL policy again (render/entries.py): an entry whose
+link is refused shows its title without a link. An entry that cannot be
+written is left out of its page and reported.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote
 
 from aggregator.config import SiteConfig
 from aggregator.digest import Tag
-from aggregator.model import Page
+from aggregator.model import DigestEntry, Page
 from aggregator.render import environment
 from aggregator.render.atom import FEED_PATH, public_url, tag_feed_path
+from aggregator.render.entries import Rendered, for_readers, merge, skipping_unwritable
 from aggregator.render.jsonfeed import JSON_PATH
 from aggregator.render.rss import RSS_PATH
 from aggregator.render.words import locale, words
@@ -81,15 +86,15 @@ def render_pages(
     site: SiteConfig,
     tags: Sequence[tuple[Tag, Sequence[Page]]] = (),
     lead_count: int = 0,
-) -> dict[str, bytes]:
-    """Render the digest pages, the tag index and every tag's pages; return {path: bytes}."""
+) -> Rendered:
+    """Render the digest pages, the tag index and every tag's pages."""
     r = _Renderer(site, lead_count)
-    out: dict[str, bytes] = {}
+    out: list[Rendered] = []
     for page in pages:
         path = page_path(page.number)
         title = site.title if page.number == 1 else f"{site.title} · {r.page_word(page.number)}"
-        out[path] = r.listing(path, page, "", title, site.subtitle, heading=None)
-    out[TAGS_INDEX] = r.tag_index([t for t, _ in tags])
+        out.append(r.listing(path, page, "", title, site.subtitle, heading=None))
+    out.append(Rendered({TAGS_INDEX: r.tag_index([t for t, _ in tags])}))
     for tag, tag_pages in tags:
         heading = r.words["tagged"].format(tag=tag.name)
         description = r.words["tag_description"].format(tag=tag.name)
@@ -98,10 +103,12 @@ def render_pages(
             title = f"{heading} · {site.title}"
             if page.number > 1:
                 title = f"{heading} · {r.page_word(page.number)} · {site.title}"
-            out[path] = r.listing(
-                path, page, tag_prefix(tag.slug), title, description, heading=heading, tag=tag
+            out.append(
+                r.listing(
+                    path, page, tag_prefix(tag.slug), title, description, heading=heading, tag=tag
+                )
             )
-    return out
+    return merge(*out)
 
 
 class _Renderer:
@@ -160,6 +167,24 @@ class _Renderer:
         description: str,
         heading: str | None,
         tag: Tag | None = None,
+    ) -> Rendered:
+        def render(shown: Sequence[DigestEntry]) -> bytes:
+            return self._listing(
+                path, replace(page, entries=tuple(shown)), prefix, title, description, heading, tag
+            )
+
+        html, failures = skipping_unwritable(render, for_readers(page.entries), path)
+        return Rendered({path: html}, failures)
+
+    def _listing(
+        self,
+        path: str,
+        page: Page,
+        prefix: str,
+        title: str,
+        description: str,
+        heading: str | None,
+        tag: Tag | None,
     ) -> bytes:
         html = (
             environment()

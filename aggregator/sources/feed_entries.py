@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from aggregator.errors import NormalizeError, SourceError
 from aggregator.model import Entry, Failure, FeedMeta, RawItem, Source
-from aggregator.normalize import normalize
+from aggregator.normalize import feed_meta, normalize, refusals_warning, refused_links
 from aggregator.sources import schedule
 from aggregator.sources.parse import ParseSettings, parse
 
@@ -70,8 +70,12 @@ def read_feed(
     interval = schedule.feed_interval(
         parsed.ttl, parsed.update_period, parsed.update_frequency, headers.get("cache-control")
     )
-    meta = FeedMeta(parsed.feed_id, parsed.title, parsed.link)
-    return FeedReading(tuple(entries), tuple(failures), None, parsed.warning, interval, meta)
+    # Links readers would be shown that the URL policy refuses: left out, and
+    # said once for the feed, not once per item.
+    meta, refused_channel = feed_meta(parsed.feed_id, parsed.title, parsed.link, url)
+    refused = refused_links(items, url) + ([refused_channel] if refused_channel else [])
+    warning = "; ".join(w for w in (parsed.warning, refusals_warning(refused)) if w) or None
+    return FeedReading(tuple(entries), tuple(failures), None, warning, interval, meta)
 
 
 def normalize_items(

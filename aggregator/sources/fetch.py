@@ -9,16 +9,24 @@
 - Conditional GET (If-None-Match / If-Modified-Since); 304 is "not modified".
 - Redirects followed by hand (at most 5) so that a chain of only permanent
   ones (301, 308) is reported as the feed's new address, and a loop is named.
+  A Location is read before httpx parses it (a response hook), and goes
+  through the URL policy (urls.check_public_url): only http and https with a
+  valid host and port are followed. A redirect that leads from a public
+  address into loopback, link-local or private ranges is refused unless
+  `allow_private_redirects` (a feed on your own network may redirect within it).
 - 410 Gone is its own outcome (the caller disables the feed); 429/503 carry
   their Retry-After.
 
 What it does not do: parse, decide schedules, or touch the store. Every
-outcome, including every failure, is a FetchResult value; nothing raises.
+outcome, including every failure, is a FetchResult value; nothing raises:
+even an exception no one foresaw is that feed's failure, logged with its
+traceback.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import zlib
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -26,12 +34,16 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import unquote, urljoin, urlparse
+from urllib.parse import unquote, urlparse, urlsplit
 from urllib.request import url2pathname
 
 import httpx
 
 from aggregator import PROJECT_URL, __version__
+from aggregator.sources.redirects import PrivateGuard, Resolver
+from aggregator.urls import check_public_url, shown
+
+log = logging.getLogger(__name__)
 
 USER_AGENT = f"aggregator/{__version__} (+{PROJECT_URL})"
 ACCEPT = (
@@ -54,9 +66,14 @@ class FetchSettings:
     read_timeout: float
     total_timeout: float
     max_bytes: int
+    #: follow a redirect from a public address into loopback, link-local or private ranges
+    allow_private_redirects: bool
     #: the fetcher's own tuning, not in config.toml
     max_redirects: int = 5
     user_agent: str = USER_AGENT
+    #: a host name -> its IP addresses, to tell where a redirect leads (a seam
+    #: for tests); None: redirects.system_addresses (a literal address, or getaddrinfo)
+    resolve: Resolver | None = None
 
 
 @dataclass(frozen=True)
@@ -99,6 +116,23 @@ class FetchResult:
 
 class _TooBig(Exception):
     pass
+
+
+class _Redirected(Exception):
+    """Raised by the response hook for a redirect, before httpx parses its Location."""
+
+    def __init__(self, status: int, location: str) -> None:
+        super().__init__(status, location)
+        self.status = status
+        self.location = location
+
+
+async def _redirect_hook(response: httpx.Response) -> None:
+    """Hand every redirect to _fetch as it is: httpx would parse the Location
+    itself (to build its next request, even with follow_redirects off) and
+    raise InvalidURL for `javascript:` or a bad port, naming nothing."""
+    if response.status_code in REDIRECTS and "location" in response.headers:
+        raise _Redirected(response.status_code, response.headers["location"])
 
 
 class _Decoder:
@@ -148,6 +182,7 @@ async def fetch_all(
         timeout=timeout,
         limits=limits,
         follow_redirects=False,
+        event_hooks={"response": [_redirect_hook]},
         # We decode ourselves, to cap the decoded size; httpx must not.
         headers={
             "User-Agent": settings.user_agent,
@@ -157,7 +192,10 @@ async def fetch_all(
     ) as client:
 
         async def one(req: FetchRequest) -> FetchResult:
-            host = urlparse(req.url).netloc
+            try:
+                host = urlsplit(req.url).netloc
+            except ValueError:  # "http://[": _fetch_with_deadline says why
+                host = req.url
             per_host = hosts.setdefault(host, asyncio.Semaphore(settings.per_host))
             # Wait for the host first, so a busy host does not hold global slots.
             async with per_host, slots:
@@ -203,7 +241,20 @@ def run_async(start: Callable[[], Coroutine[Any, Any, T]]) -> T:
 async def _fetch_with_deadline(
     client: httpx.AsyncClient, req: FetchRequest, settings: FetchSettings
 ) -> FetchResult:
-    scheme = urlparse(req.url).scheme
+    try:
+        return await _fetch_any(client, req, settings)
+    except Exception as e:  # a bug, or a library's surprise: this feed fails, the run goes on
+        log.error("%s: fetching failed", req.url, exc_info=e)
+        return _error(req, f"internal error while fetching: {e!r}")
+
+
+async def _fetch_any(
+    client: httpx.AsyncClient, req: FetchRequest, settings: FetchSettings
+) -> FetchResult:
+    try:
+        scheme = urlsplit(req.url).scheme
+    except ValueError as e:
+        return _error(req, f"not a valid URL: {e}")
     if scheme == "file":
         return _read_file(req, settings)
     if scheme not in ("http", "https"):
@@ -226,22 +277,30 @@ async def _fetch(
     url = req.url
     seen = {url}
     permanent = True
+    guard = None if settings.allow_private_redirects else PrivateGuard(req.url, settings.resolve)
     try:
         for _hop in range(settings.max_redirects + 1):
-            async with client.stream("GET", url, headers=headers) as response:
-                status = response.status_code
-                if status in REDIRECTS and "location" in response.headers:
-                    permanent = permanent and status in PERMANENT
-                    target = urljoin(url, response.headers["location"])
-                    if urlparse(target).scheme not in ("http", "https"):
-                        return _error(req, f"redirected to a non-HTTP URL: {target}", status)
-                    if target in seen:
-                        return _error(req, f"redirect loop: {target} redirects back", status)
-                    seen.add(target)
-                    url = target
-                    continue
-                moved = url if permanent and url != req.url else None
-                return await _answer(req, response, url, moved, settings)
+            try:
+                async with client.stream("GET", url, headers=headers) as response:
+                    moved = url if permanent and url != req.url else None
+                    return await _answer(req, response, url, moved, settings)
+            except _Redirected as r:
+                status, location = r.status, r.location
+            permanent = permanent and status in PERMANENT
+            check = check_public_url(location, url)
+            if check.url is None:
+                why = check.reason or "an empty Location"
+                return _error(
+                    req, f"redirected to {shown(location)!r}, not followed: {why}", status
+                )
+            target = check.url
+            if target in seen:
+                return _error(req, f"redirect loop: {target} redirects back", status)
+            refusal = await guard.refusal(target) if guard else None
+            if refusal:
+                return _error(req, refusal, status)
+            seen.add(target)
+            url = target
         return _error(req, f"too many redirects (more than {settings.max_redirects})")
     except httpx.TimeoutException as e:
         kind = "connecting" if isinstance(e, httpx.ConnectTimeout) else "waiting for data"
@@ -250,6 +309,8 @@ async def _fetch(
         return _error(req, f"cannot connect: {e or type(e).__name__}")
     except httpx.HTTPError as e:
         return _error(req, f"fetch failed: {e or type(e).__name__}")
+    except httpx.InvalidURL as e:  # a URL our policy passed and httpx does not take
+        return _error(req, f"cannot fetch {shown(url)}: {e}")
 
 
 async def _answer(

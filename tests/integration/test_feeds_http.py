@@ -29,7 +29,7 @@ NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 #: for the one-URL helpers (find_feed, fetch, parse), which take them from the caller
 FETCH = FetchSettings(
     concurrency=4, per_host=2, connect_timeout=5.0, read_timeout=10.0, total_timeout=20.0,
-    max_bytes=1024 * 1024,
+    max_bytes=1024 * 1024, allow_private_redirects=False,
 )  # fmt: skip
 PARSE = ParseSettings(timeout=20.0, max_entries=1000)
 

@@ -101,6 +101,7 @@ LINKS = [
     Link(s.fetch_settings, "read_timeout", "fetch", "read_timeout", 4.5),
     Link(s.fetch_settings, "total_timeout", "fetch", "total_timeout", 9.5),
     Link(s.fetch_settings, "max_bytes", "fetch", "max_bytes", 4096),
+    Link(s.fetch_settings, "allow_private_redirects", "fetch", "allow_private_redirects", True),
     Link(s.parse_settings, "timeout", "fetch", "parse_timeout", 7.5),
     Link(s.parse_settings, "max_entries", "fetch", "max_entries", 40),
     Link(s.schedule_settings, "min_interval", "fetch", "min_interval_minutes", 45.0, minutes),
@@ -134,7 +135,7 @@ LINKS = [
 #: the settings fields that are a stage's own tuning, not in config.toml: only
 #: these have defaults in the settings classes
 OWN_TUNING: dict[type, set[str]] = {
-    FetchSettings: {"max_redirects", "user_agent"},
+    FetchSettings: {"max_redirects", "user_agent", "resolve"},
     DedupeSettings: {"max_replaced_words", "max_group"},
     SmtpSettings: {"tls_context"},
 }
