@@ -40,6 +40,7 @@ from lxml import html as lxml_html
 from aggregator.errors import SourceError
 from aggregator.model import RawItem
 from aggregator.text import html_to_text
+from aggregator.urls import public_url
 
 FEED_TYPES = ("application/atom+xml", "application/rss+xml", "application/rdf+xml")
 
@@ -208,13 +209,15 @@ def _enclosure_links(enclosures: list[Any], base: str) -> str:
     """Enclosures (podcast audio, attachments) kept as a list of links."""
     items = []
     for e in enclosures:
-        href = urljoin(base, e["href"])
+        href = public_url(e["href"], base)
+        if href is None:  # not a web link (urls.check_public_url): not shown
+            continue
         name = href.rstrip("/").rsplit("/", 1)[-1] or href
         kind = e.get("type") or "file"
         items.append(
             f'<li><a href="{html.escape(href)}">{html.escape(name)}</a> ({html.escape(kind)})</li>'
         )
-    return '<ul class="enclosures">' + "".join(items) + "</ul>"
+    return '<ul class="enclosures">' + "".join(items) + "</ul>" if items else ""
 
 
 def _str(value: Any) -> str | None:

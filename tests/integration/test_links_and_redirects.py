@@ -4,8 +4,8 @@
   about:, a bad port) is that feed's failure; the other feeds are stored.
 - A redirect from a public address into loopback is refused, and followed
   with [fetch] allow_private_redirects.
-- javascript: (and other non-web) item and channel links never become a live
-  link in any output: pages, tag pages, email.html, rss.xml, the Atom feeds
+- javascript: (and other non-web) item, channel and enclosure links never
+  become a link in any output: pages, tag pages, email.html, rss.xml, the Atom feeds
   (alternate, via, source) and feed.json; nor do rows stored before the
   policy existed. Checked by parsing every output with lxml.
 - Text a post shows as code stays text in rss.xml's <description>.
@@ -199,8 +199,10 @@ HOSTILE_RSS = """<?xml version="1.0" encoding="utf-8"?>
 <item><title>Data link</title><link>data:text/html,&lt;script&gt;alert(3)&lt;/script&gt;</link>
   <guid>g3</guid><description>three</description><category>t</category></item>
 <item><title>VB link</title><link> VBScript:msgbox(4)</link><guid>g4</guid>
+  <enclosure url="mailto:podcast@example.org" type="audio/mpeg" length="1"/>
   <description>four</description><category>t</category></item>
 <item><title>Fine link</title><link>https://fine.example/5</link><guid>g5</guid>
+  <enclosure url="https://fine.example/5.mp3" type="audio/mpeg" length="1"/>
   <description>five</description><category>t</category></item>
 </channel></rss>"""
 
@@ -320,6 +322,8 @@ def test_no_non_web_link_reaches_any_output(httpserver: HTTPServer, tmp_path: Pa
     for rel in ("index.html", "tags/t/index.html", "email.html", "rss.xml", "feed.atom",
                 "tags/t.atom", "feed.json"):  # fmt: skip
         assert "https://fine.example/5" in found[rel], rel
+    for rel in ("rss.xml", "feed.atom", "tags/t.atom", "feed.json"):  # content: the enclosure
+        assert "https://fine.example/5.mp3" in found[rel], rel
     # the channel's javascript: link is not its via or source link: the feed's own URL is
     feed = etree.parse(str(public / "feed.atom"))
     via = {
