@@ -6,17 +6,21 @@ Nothing here sends or stores: `send` stores the issue it composes.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from aggregator.config import Config
 from aggregator.deliver.files import write_outputs
 from aggregator.errors import DeliveryError
+from aggregator.mathspans import email_images
 from aggregator.model import DigestEntry, Issue
 from aggregator.newsletter import issues, message
 from aggregator.pipeline.paging import paginate_entries
 from aggregator.render.email import render_archive, render_email
 from aggregator.store import Store
+
+log = logging.getLogger("aggregator.newsletter")
 
 
 def archive_path(key: str) -> str:
@@ -24,9 +28,27 @@ def archive_path(key: str) -> str:
     return f"issues/{key}.html"
 
 
+def math_dir(key: str) -> str:
+    """Where the images of an issue's formulas are published, relative to the
+    output dir (one file per formula, named by it)."""
+    return f"issues/{key}/math/"
+
+
+def issue_images(issue: Issue) -> dict[str, bytes]:
+    """The images of the formulas `issue`'s email shows, as {path under the
+    output dir: PNG bytes}: they must be in place when it is sent or previewed."""
+    images, _ = email_images(issue.html, math_dir(issue.key))
+    return {math_dir(issue.key) + name: png for name, png in images.items()}
+
+
 def archive_pages(store: Store) -> dict[str, bytes]:
-    """Every stored issue's web archive page, as {path under the output dir: bytes}."""
-    return {archive_path(i.key): i.archive_html.encode("utf-8") for i in store.issues()}
+    """Every stored issue's web archive page and its email's formula images,
+    as {path under the output dir: bytes}."""
+    files: dict[str, bytes] = {}
+    for i in store.issues():
+        files[archive_path(i.key)] = i.archive_html.encode("utf-8")
+        files.update(issue_images(i))
+    return files
 
 
 def unsubscribe_base(config: Config) -> str:
@@ -54,10 +76,12 @@ def next_issue(config: Config, store: Store, now: datetime) -> Issue:
 
 
 def preview_files(issue: Issue) -> dict[str, bytes]:
-    """public/email.html and email.txt: `issue` as a subscriber would see it."""
+    """public/email.html and email.txt: `issue` as a subscriber would see it,
+    with the images of its formulas (issues/<key>/math/)."""
     return {
         "email.html": message.personalize(issue.html, "preview").encode("utf-8"),
         "email.txt": message.personalize(issue.text, "preview").encode("utf-8"),
+        **issue_images(issue),
     }
 
 
@@ -78,9 +102,11 @@ def preview(
         files = {
             f"email-{issue_key}.html": message.personalize(issue.html, "preview").encode("utf-8"),
             f"email-{issue_key}.txt": message.personalize(issue.text, "preview").encode("utf-8"),
+            **issue_images(issue),
         }
     write_outputs(config.output.dir, files)
-    return [config.output.dir / name for name in sorted(files)]
+    # the email's two parts (its formulas' images are written beside them)
+    return [config.output.dir / name for name in sorted(files) if name.startswith("email")]
 
 
 def _issue_entries(
@@ -98,13 +124,14 @@ def _render_issue(config: Config, key: str, entries: list[DigestEntry], now: dat
     web_url = site.url(archive_path(key))
     # The placeholder is as long as a real token, so the size measured is the size sent.
     unsubscribe = message.placeholder_url(unsubscribe_base(config))
+    math_url = site.url(math_dir(key))
     rendered: dict[int, tuple[str, str]] = {}
 
     def render(n: int) -> tuple[str, str]:
         if n not in rendered:
             body = render_email(
                 entries[:n], site, web_url, issue_key=key, total=len(entries),
-                unsubscribe_url=unsubscribe,
+                unsubscribe_url=unsubscribe, math_url=math_url,
             )  # fmt: skip
             rendered[n] = (body.html, body.text)
         return rendered[n]
@@ -112,6 +139,8 @@ def _render_issue(config: Config, key: str, entries: list[DigestEntry], now: dat
     limit = config.email.max_html_kb * 1024
     shown = issues.fit(len(entries), lambda n: message.encoded_html_size(render(n)[0]), limit)
     html, text = render(shown)
+    for tex in email_images(html, math_dir(key))[1]:
+        log.warning("issue %s: formula %s shown as TeX in the email (cannot be drawn)", key, tex)
     return Issue(
         key=key,
         cutoff=now,

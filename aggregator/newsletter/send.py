@@ -15,7 +15,12 @@ from aggregator.deliver.files import write_outputs
 from aggregator.errors import DeliveryError
 from aggregator.model import DeliveryStatus, SendReport, SubscriberStatus
 from aggregator.newsletter import issues, message, smtp
-from aggregator.newsletter.compose import archive_path, compose_issue, unsubscribe_base
+from aggregator.newsletter.compose import (
+    archive_path,
+    compose_issue,
+    issue_images,
+    unsubscribe_base,
+)
 from aggregator.newsletter.subscribers import sync_subscribers
 from aggregator.store import Store
 
@@ -72,7 +77,9 @@ def send(
         if not dry_run:
             issue, composed = store.add_issue(issue)
     if not dry_run:
-        write_outputs(config.output.dir, {archive_path(key): issue.archive_html.encode("utf-8")})
+        # the archive page, and the images of the formulas the email links
+        files = {archive_path(key): issue.archive_html.encode("utf-8"), **issue_images(issue)}
+        write_outputs(config.output.dir, files)
     recipients = store.subscribers(SubscriberStatus.ACTIVE)
     if dry_run:
         box = outbox or config.output.dir / "outbox"

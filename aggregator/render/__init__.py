@@ -15,6 +15,9 @@ from zoneinfo import ZoneInfo
 from babel import Locale
 from babel.dates import format_date
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
+
+from aggregator.mathspans import mathml_html
 
 
 def templates_dir() -> Path:
@@ -38,6 +41,8 @@ def environment() -> Environment:
     )
     env.filters["isodate"] = lambda d: d.isoformat()
     env.filters["longdate"] = long_date
+    # an excerpt's formulas as MathML (the email shows images: render/email.py)
+    env.filters["math"] = lambda text: Markup(mathml_html(text))
     return env
 
 

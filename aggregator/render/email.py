@@ -12,9 +12,11 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from markupsafe import Markup
 from premailer import Premailer
 
 from aggregator.config import SiteConfig
+from aggregator.mathspans import email_html, mathml_html
 from aggregator.model import DigestEntry
 from aggregator.render import environment
 from aggregator.render.entries import for_readers
@@ -39,6 +41,7 @@ def render_email(
     issue_key: str = "",
     total: int | None = None,
     unsubscribe_url: str = "",
+    math_url: str = "",
 ) -> EmailBody:
     """Render the email of an issue showing `entries` (newest first).
 
@@ -46,12 +49,16 @@ def render_email(
     "N more in the web archive" link); the words and dates are in [site]
     language, as on the web pages; `total` is how many entries the issue
     holds, when the email shows only the first few; `unsubscribe_url` is the
-    subscriber's own link (a placeholder when the issue is stored).
+    subscriber's own link (a placeholder when the issue is stored);
+    `math_url` is where the images of the excerpts' formulas are published
+    (absolute, ending in "/"; empty: formulas stay TeX; see aggregator.mathspans).
     """
     env = environment()
     total = len(entries) if total is None else total
     context = _context(entries, site, web_url, issue_key, total)
     context["unsubscribe_url"] = unsubscribe_url or web_url
+    # formulas as PNG images under math_url (Gmail and Outlook drop MathML)
+    context["math"] = lambda text: Markup(email_html(text, math_url))
     raw_html = env.get_template("email.html").render(**context)
     html = Premailer(
         raw_html,
@@ -77,6 +84,7 @@ def render_archive(
 ) -> str:
     """The web archive page of an issue: the email's layout with every entry."""
     context = _context(entries, site, web_url, issue_key, len(entries))
+    context["math"] = lambda text: Markup(mathml_html(text))  # a web page: MathML
     return environment().get_template("issue.html").render(**context)
 
 

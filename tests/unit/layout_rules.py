@@ -177,11 +177,14 @@ OWNED: dict[str, frozenset[str]] = {
     # daemon imports apscheduler, not sqlalchemy) and the newsletter's cron trigger
     "apscheduler": frozenset({f"{P}.daemon", f"{P}.newsletter.schedule"}),
     # MinHash signatures, vectorized
-    "numpy": frozenset({f"{P}.fingerprint"}),
+    "numpy": frozenset({f"{P}.fingerprint", f"{P}.mathspans"}),
     # editing config.toml in place, comments kept
     "tomlkit": frozenset({f"{P}.feedlist"}),
     # TeX -> MathML, behind texmath's checks (a failed formula stays TeX)
     "latex2mathml": frozenset({f"{P}.texmath"}),
+    # TeX -> PNG images of the email's formulas (mathtext), and the PNG encoding
+    "matplotlib": frozenset({f"{P}.mathspans"}),
+    "PIL": frozenset({f"{P}.mathspans"}),
 }
 
 #: the shell: orchestration and the ways in. No other module imports these.
@@ -252,6 +255,8 @@ FOUNDATION = frozenset(
         f"{P}.text",
         # TeX math in Markdown -> MathML, the MathML allowlist (pure; text uses it)
         f"{P}.texmath",
+        # formulas in excerpts -> MathML (pages) or PNG images (email) (pure)
+        f"{P}.mathspans",
         f"{P}.urls",
         f"{P}.slugs",
         f"{P}.config",
