@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import html
 import io
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -155,14 +156,27 @@ def image_name(formula: Formula) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:20] + ".png"
 
 
+#: standard TeX mathtext does not know, as what it does (size hints of
+#: delimiters dropped: mathtext sizes none but \\left \\right)
+_ALIASES = (
+    (re.compile(r"\\[Bb]igg?[lrm]?(?![A-Za-z])"), ""),
+    (re.compile(r"\\le(?![A-Za-z])"), r"\\leq"),
+    (re.compile(r"\\ge(?![A-Za-z])"), r"\\geq"),
+    (re.compile(r"\\[lr]Vert(?![A-Za-z])"), r"\\Vert"),
+    (re.compile(r"\\[td]frac(?![A-Za-z])"), r"\\frac"),
+)
+
+
 @lru_cache(maxsize=4096)
 def render_png(tex: str, display: bool) -> MathImage | None:
     """A formula drawn by matplotlib's mathtext as a PNG (grey and alpha: dark
     glyphs in a white outline on a transparent ground), or None when mathtext
     cannot draw it (a command or environment it does not know)."""
-    source = tex.strip()
-    if not source or "\n\n" in source:
+    source = " ".join(tex.split())  # mathtext reads one line
+    if not source:
         return None
+    for pattern, alias in _ALIASES:
+        source = pattern.sub(alias, source)
     try:
         with rc_context({"mathtext.fontset": "cm"}):
             parsed = MathTextParser("agg").parse(
