@@ -95,10 +95,14 @@ def _ingest_content(
         new, changed, items = new + result.new, changed + result.changed, items + len(batch)
     out = scanner.outcome
     # A deleted post (or one turned draft) leaves the digest; its row stays.
-    # A broken file counts as present under its last good guid, so it keeps
-    # its last good version; other deletions still apply.
-    if not any(f.location == str(scan_settings.dir) for f in out.failures):
-        store.mark_gone(source_id, out.present)
+    # A broken file (or one under a folder that cannot be listed) counts as
+    # present under its last good guid, so it keeps its last good version;
+    # other deletions still apply. A missing or unreadable content directory
+    # says nothing about its posts: they all stay (the scan's failure says so).
+    if not out.root_failed:
+        gone = store.mark_gone(source_id, out.present)
+        if gone and not out.present:
+            out.warnings.append(_emptied(scan_settings.dir, gone))
     store.save_content_files(source_id, out.states, out.removed)
     store.record_check(source_id, now, _summary(out.failures))
     for w in out.warnings:
@@ -110,6 +114,18 @@ def _ingest_content(
         changed=changed,
         failures=tuple(out.failures),
         warnings=tuple(out.warnings),
+    )
+
+
+def _emptied(folder: Path, gone: int) -> Failure:
+    """The warning when the content directory now yields no post at all."""
+    posts = "post" if gone == 1 else "posts"
+    return Failure(
+        str(folder),
+        f"no posts in the content directory now: the {gone} {posts} published from it"
+        " left the digest (kept in the database: they come back with their files)."
+        " If it should not be empty, check [content] dir in config.toml, or the volume"
+        " mounted there",
     )
 
 

@@ -15,7 +15,13 @@ Theory of operation:
   output dir. A link (href) to such a file resolves the same way; any other
   relative link resolves against the post's permalink.
 - The incremental, parallel scan and the id/permalink clash rule live in
-  `content_scan.py`; this module reads one file.
+  `content_scan.py`; this module walks the folder and reads one file.
+- Hostile or careless input is a SourceError naming the file (and line).
+  Symlinks are followed only to files inside the content directory; a loop
+  or a dangling link is reported (os.path.realpath(strict=True) says ELOOP
+  on every Python from 3.11; Path.resolve raises RuntimeError on 3.11 and
+  3.12 and nothing on 3.13). Front matter is loaded and checked in
+  `front_matter.py` (size cap, no YAML aliases, dates UTC can hold).
 
 What this module does not do: store anything, or decide what is visible.
 """
@@ -23,22 +29,20 @@ What this module does not do: store anything, or decide what is visible.
 from __future__ import annotations
 
 import codecs
+import errno
 import hashlib
 import os
-import re
-import tomllib
-from collections.abc import Callable, Iterator, Mapping
+import stat
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 from zoneinfo import ZoneInfo
 
-import yaml
-
 from aggregator.errors import SourceError
 from aggregator.model import ContentFileState, Failure, RawItem
+from aggregator.sources import front_matter
 from aggregator.texmath import MathProblem
 from aggregator.text import (
     first_heading,
@@ -50,9 +54,7 @@ from aggregator.text import (
 
 SUFFIXES = (".md", ".markdown")
 #: bump when parsing changes, so every file is read again once
-PARSER_VERSION = 1
-
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+PARSER_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -90,24 +92,57 @@ class FoundFile:
     mtime_ns: int
 
 
+@dataclass(frozen=True)
+class Listing:
+    """What the walk of the content directory found."""
+
+    #: the post files, sorted by path
+    found: list[FoundFile]
+    failures: list[Failure]
+    #: relative paths of folders and files that could not be read ("." is
+    #: the content directory itself): the posts stored from under them keep
+    #: their last good version, since nothing says they are gone
+    unreadable: list[str]
+
+    @property
+    def root_failed(self) -> bool:
+        """The content directory itself is missing or unreadable."""
+        return "." in self.unreadable
+
+
 # -- walking -------------------------------------------------------------------
 
 
-def _walk(root: Path, failures: list[Failure]) -> Iterator[tuple[str, Path, os.stat_result]]:
+def _walk(
+    root: Path, failures: list[Failure], unreadable: list[str]
+) -> Iterator[tuple[str, Path, os.stat_result]]:
     """Every regular file under `root` as (relative posix path, path, stat).
 
-    Hidden files and folders are skipped. A symlink pointing outside the
-    content directory is reported and not followed; a symlinked folder
-    inside it is skipped (its files are found by their real path).
+    Hidden files and folders are skipped. A symlink is followed only to a
+    file inside the content directory: one pointing outside it, a loop and a
+    dangling one are reported; a symlinked folder inside it is skipped (its
+    files are found by their real path). A folder met twice (a bind mount
+    of its own ancestor) is read once. So the walk ends on any tree.
     """
-    real_root = root.resolve()
+    real_root = Path(os.path.realpath(root))
+    seen: set[tuple[int, int]] = set()
     stack = [root]
     while stack:
         folder = stack.pop()
+        rel_folder = folder.relative_to(root).as_posix()
         try:
-            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+            st = folder.stat()
+            if (st.st_dev, st.st_ino) in seen:
+                failures.append(
+                    Failure(str(folder), "this folder was already read (a bind mount?)")
+                )
+                continue
+            seen.add((st.st_dev, st.st_ino))
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
         except OSError as e:
-            failures.append(Failure(str(folder), f"cannot list folder: {e.strerror}"))
+            failures.append(Failure(str(folder), f"cannot list folder: {e.strerror}{_KEPT}"))
+            unreadable.append(rel_folder)
             continue
         for entry in entries:
             if entry.name.startswith("."):
@@ -115,51 +150,89 @@ def _walk(root: Path, failures: list[Failure]) -> Iterator[tuple[str, Path, os.s
             path = Path(entry.path)
             try:
                 if entry.is_symlink():
-                    target = path.resolve()
-                    if not target.is_relative_to(real_root):
-                        failures.append(
-                            Failure(
-                                str(path),
-                                f"symlink points outside the content directory ({target});"
-                                " not followed",
-                            )
-                        )
+                    problem, is_dir = _follow(path, real_root)
+                    if problem is not None:
+                        failures.append(Failure(str(path), problem))
                         continue
-                    if target.is_dir():
+                    if is_dir:
                         continue
                 if entry.is_dir():
                     stack.append(path)
                 elif entry.is_file():
                     yield path.relative_to(root).as_posix(), path, entry.stat()
             except OSError as e:
-                failures.append(Failure(str(path), f"cannot read: {e.strerror}"))
+                failures.append(Failure(str(path), f"cannot read: {e.strerror}{_KEPT}"))
+                unreadable.append(path.relative_to(root).as_posix())
 
 
-def list_files(settings: ContentSettings) -> tuple[list[FoundFile], list[Failure]]:
-    """The post files under the content directory, sorted by path, and walk failures."""
-    if not settings.dir.is_dir():
-        return [], [Failure(str(settings.dir), "content directory not found")]
+_KEPT = "; the posts already stored from it stay published"
+
+
+def _follow(link: Path, real_root: Path) -> tuple[str | None, bool]:
+    """(what is wrong with following the symlink `link` or None, is it a folder)."""
+    try:
+        target = Path(os.path.realpath(link, strict=True))
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "symlink loop (it leads back to itself); not followed", False
+        if e.errno in (errno.ENOENT, errno.ENOTDIR):
+            try:
+                points_to = os.readlink(link)
+            except OSError:
+                points_to = "its target"
+            return f"broken symlink: {points_to} does not exist", False
+        return f"cannot follow symlink: {e.strerror}", False
+    if not target.is_relative_to(real_root):
+        return f"symlink points outside the content directory ({target}); not followed", False
+    return None, target.is_dir()
+
+
+def _root_problem(root: Path) -> str | None:
+    """Why the content directory cannot be walked, or None."""
+    try:
+        st = root.stat()
+    except OSError as e:
+        if e.errno in (errno.ENOENT, errno.ENOTDIR):
+            return "content directory not found"
+        if e.errno == errno.ELOOP:
+            return "the content directory is a symlink loop"
+        return f"cannot read the content directory: {e.strerror}"
+    if not stat.S_ISDIR(st.st_mode):
+        return "the content directory is not a folder"
+    return None
+
+
+def list_files(settings: ContentSettings) -> Listing:
+    """The post files under the content directory, and what could not be read.
+
+    A content directory that is missing or unreadable is one failure at its
+    path, and `root_failed`: the posts stored from it stay published.
+    """
+    problem = _root_problem(settings.dir)
+    if problem is not None:
+        return Listing([], [Failure(str(settings.dir), problem + _KEPT)], ["."])
     failures: list[Failure] = []
+    unreadable: list[str] = []
     found = [
         FoundFile(rel, path, st.st_size, st.st_mtime_ns)
-        for rel, path, st in _walk(settings.dir, failures)
+        for rel, path, st in _walk(settings.dir, failures, unreadable)
         if path.suffix.lower() in SUFFIXES
     ]
     found.sort(key=lambda f: f.rel)
-    return found, failures
+    return Listing(found, failures, unreadable)
 
 
 def static_files(settings: ContentSettings) -> dict[str, Path]:
     """Every non-Markdown file under the content directory, by relative path.
 
     `build` copies them to the output directory, where posts' relative image
-    paths point.
+    paths point. What cannot be walked was reported by the ingest.
     """
-    if not settings.dir.is_dir():
+    if _root_problem(settings.dir) is not None:
         return {}
     return {
         rel: path
-        for rel, path, _st in _walk(settings.dir, [])
+        for rel, path, _st in _walk(settings.dir, [], [])
         if path.suffix.lower() not in SUFFIXES
     }
 
@@ -196,16 +269,32 @@ def read_file(
     data: bytes | None,
     previous: ContentFileState | None,
 ) -> tuple[RawItem, list[str]]:
+    """One post as a RawItem, and warnings worth a look; SourceError if it cannot be read."""
     location = str(path)
     if data is None:
         data = read_bytes(path, settings.max_size)
     source = decode(data, location, settings.encoding)
-    meta, body = split_front_matter(source, location)
+    fm, body = front_matter.split(source, location)
     warnings: list[str] = []
-    slug = _slug(meta, rel, location)
+    # Every front matter value is checked before the Markdown is rendered.
+    slug = _slug(fm, rel)
     link = settings.base_url.rstrip("/") + quote(
         _permalink(settings.permalink, slug, location), safe="/:@!$&'()*+,;=~-._"
     )
+    published = fm.date(("date",), settings.timezone)
+    updated = fm.date(("lastmod", "updated"), settings.timezone)
+    tags, too_many = fm.tags("tags", "categories")
+    if too_many:
+        warnings.append(too_many)
+    title, summary = fm.text("title"), fm.text("summary")
+    guid, canonical, author = fm.text("id"), fm.text("canonical"), fm.text("author")
+    draft = fm.flag("draft", False)
+    if published is None:
+        warnings.append("no 'date' in front matter; using the file's modification time")
+        published = _mtime(path)
+    if updated is None and previous is not None:
+        # An edit with no lastmod: the file's time says when it changed.
+        updated = max(_mtime(path), published)
     math_problems: list[MathProblem] = []
     html = markdown_to_html(body, math_problems)
     # the body's line 1 is the file's line after the front matter
@@ -217,42 +306,42 @@ def read_file(
     folder_url = settings.base_url.rstrip("/") + "/"
     if folder != ".":
         folder_url += quote(folder) + "/"
-    html = rebase_links(html, link, folder_url, _static_check(settings.dir, path.parent))
-    title = _optional_str(meta.get("title")) or first_heading(html)
-    published = _date(meta, ("date",), settings.timezone, location, source)
-    updated = _date(meta, ("lastmod", "updated"), settings.timezone, location, source)
-    mtime = datetime.fromtimestamp(path.stat().st_mtime, UTC)
-    if published is None:
-        warnings.append("no 'date' in front matter; using the file's modification time")
-        published = mtime
-    if updated is None and previous is not None:
-        # An edit with no lastmod: the file's time says when it changed.
-        updated = max(mtime, published)
-    summary = _optional_str(meta.get("summary"))
+    html = rebase_links(
+        html, link, folder_url, _static_check(settings.dir, path.parent), notes=warnings
+    )
     if summary is None:
         before = split_more(html)
         if before is not None:
             summary = html_to_text(before, settings.code_placeholder) or None
-    tags = _tags(meta.get("tags"), location, "tags") + _tags(
-        meta.get("categories"), location, "categories"
-    )
     return (
         RawItem(
             location=location,
-            guid=_optional_str(meta.get("id")) or slug,
-            title=title,
+            guid=guid or slug,
+            title=title or first_heading(html),
             link=link,
-            canonical_link=_optional_str(meta.get("canonical")),
+            canonical_link=canonical,
             published=published,
             updated=updated,
-            author=_optional_str(meta.get("author")) or settings.author,
+            author=author or settings.author,
             content_html=html,
             summary=summary,
-            tags=tuple(dict.fromkeys(tags)),
-            draft=_draft(meta.get("draft", False), location),
+            tags=tags,
+            draft=draft,
         ),
         warnings,
     )
+
+
+def _mtime(path: Path) -> datetime:
+    """The file's modification time (a post with no date is dated by it)."""
+    try:
+        return datetime.fromtimestamp(path.stat().st_mtime, UTC)
+    except OSError as e:
+        raise SourceError(str(path), f"cannot read: {e.strerror}") from None
+    except (OverflowError, ValueError):
+        raise SourceError(
+            str(path), "no 'date' in front matter, and the file's modification time is out of range"
+        ) from None
 
 
 def read_bytes(path: Path, max_size: int) -> bytes:
@@ -270,27 +359,30 @@ def read_bytes(path: Path, max_size: int) -> bytes:
 
 def _static_check(root: Path, folder: Path) -> Callable[[str], bool]:
     """Is a relative link, seen from `folder`, a non-Markdown file of the content dir?"""
-    real_root = root.resolve()
+    real_root = Path(os.path.realpath(root))
 
     def is_file(link: str) -> bool:
         target_path = unquote(urlsplit(link).path)
         if not target_path or target_path.lower().endswith(SUFFIXES):
             return False
-        target = (folder / target_path).resolve()
+        try:  # strict: a loop or a dangling link is no file (and raises on every Python)
+            target = Path(os.path.realpath(folder / target_path, strict=True))
+        except (OSError, ValueError):
+            return False
         return target.is_relative_to(real_root) and target.is_file()
 
     return is_file
 
 
-def _slug(meta: Mapping[str, Any], rel: str, location: str) -> str:
-    slug = _optional_str(meta.get("slug"))
+def _slug(fm: front_matter.FrontMatter, rel: str) -> str:
+    slug = fm.text("slug")
     if slug is None:
         p = PurePosixPath(rel)
         # A page bundle (my-post/index.md) is named by its folder.
         slug = p.parent.name if p.stem == "index" and p.parent.name else p.stem
     slug = slug.strip().strip("/")
     if not slug:
-        raise SourceError(location, "'slug' is empty")
+        raise SourceError(fm.at("slug"), "'slug' is empty")
     return slug
 
 
@@ -301,100 +393,3 @@ def _permalink(pattern: str, slug: str, location: str) -> str:
         raise SourceError(
             location, f"[content] permalink {pattern!r} cannot be filled ({e}); use {{slug}}"
         ) from None
-
-
-_FENCES = {"---": "yaml", "+++": "toml"}
-_TOML_LINE = re.compile(r"at line (\d+)")
-
-
-def split_front_matter(source: str, location: str) -> tuple[dict[str, Any], str]:
-    """Split `source` into (front matter, Markdown body)."""
-    first_nl = source.find("\n")
-    fence = (source if first_nl < 0 else source[:first_nl]).strip()
-    if fence not in _FENCES:
-        return {}, source
-    lines = source.splitlines(keepends=True)
-    for end in range(1, len(lines)):
-        if lines[end].strip() == fence:
-            break
-    else:
-        raise SourceError(f"{location}:1", f"front matter opened with '{fence}' is never closed")
-    text = "".join(lines[1:end])
-    body = "".join(lines[end + 1 :])
-    if _FENCES[fence] == "yaml":
-        try:
-            meta = yaml.load(text, Loader=_Loader)  # a safe loader (C if available)
-        except yaml.MarkedYAMLError as e:
-            line = e.problem_mark.line + 2 if e.problem_mark else 1
-            raise SourceError(
-                f"{location}:{line}", f"invalid YAML front matter: {e.problem}"
-            ) from None
-        except yaml.YAMLError as e:
-            raise SourceError(f"{location}:1", f"invalid YAML front matter: {e}") from None
-    else:
-        try:
-            meta = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as e:
-            m = _TOML_LINE.search(str(e))
-            line = int(m.group(1)) + 1 if m else 1
-            raise SourceError(f"{location}:{line}", f"invalid TOML front matter: {e}") from None
-    if meta is None:
-        meta = {}
-    if not isinstance(meta, dict):
-        raise SourceError(f"{location}:2", "front matter must be a mapping of keys to values")
-    return meta, body
-
-
-def _optional_str(value: Any) -> str | None:
-    return str(value).strip() or None if value is not None else None
-
-
-def _key_line(source: str, key: str) -> int | None:
-    m = re.search(rf"^\s*{re.escape(key)}\s*[:=]", source, re.MULTILINE)
-    return source.count("\n", 0, m.start()) + 1 if m else None
-
-
-def _date(
-    meta: Mapping[str, Any], keys: tuple[str, ...], tz: ZoneInfo, location: str, source: str
-) -> datetime | None:
-    """A front matter date: a date, a datetime, or an ISO string; naive means `tz`."""
-    key = next((k for k in keys if meta.get(k) not in (None, "")), None)
-    if key is None:
-        return None
-    value = meta[key]
-    result: datetime | None = None
-    if isinstance(value, datetime):
-        result = value
-    elif isinstance(value, date):
-        result = datetime.combine(value, time())
-    elif isinstance(value, str):
-        try:
-            result = datetime.fromisoformat(value.strip())
-        except ValueError:
-            result = None
-    if result is None:
-        line = _key_line(source, key)
-        raise SourceError(
-            f"{location}:{line}" if line else location,
-            f"'{key}' is not a date: {value!r} (use e.g. 2026-11-03, 2026-11-03 09:30"
-            " or 2026-11-03T09:30:00+08:00)",
-        )
-    return result if result.tzinfo else result.replace(tzinfo=tz)
-
-
-def _tags(value: Any, location: str, key: str) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        return tuple(t.strip() for t in value.split(",") if t.strip())
-    if isinstance(value, list):
-        return tuple(str(t).strip() for t in value if str(t).strip())
-    raise SourceError(location, f"'{key}' must be a list, not {value!r}")
-
-
-def _draft(value: Any, location: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "false", "yes", "no"):
-        return value.strip().lower() in ("true", "yes")
-    raise SourceError(location, f"'draft' must be true or false, not {value!r}")

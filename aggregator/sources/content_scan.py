@@ -7,6 +7,12 @@ a hash, not a parse. Changed files are parsed, and normalized by the
 many. Two posts claiming one guid or one permalink are both reported; the
 one already stored (else the first by path) keeps it.
 
+Nothing is lost to what cannot be read: a broken post keeps its last good
+version, and so do the posts under a folder that cannot be listed; when
+the content directory itself is missing or unreadable, `root_failed` tells
+the pipeline to mark nothing gone. A post that trips a bug is that post's
+failure (its traceback logged), never the scan's.
+
 No database access: the pipeline passes the previous state in and writes
 what `Scanner.outcome` says.
 """
@@ -14,7 +20,9 @@ what `Scanner.outcome` says.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import traceback
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -24,6 +32,8 @@ from aggregator.errors import AggregatorError, SourceError
 from aggregator.model import ContentFileState, Entry, Failure, RawItem
 from aggregator.sources.content import ContentSettings, FoundFile, list_files, read_bytes, read_file
 from aggregator.workers import process_context
+
+log = logging.getLogger(__name__)
 
 #: below this many files to parse, worker processes cost more than they save
 PARALLEL_THRESHOLD = 200
@@ -45,6 +55,8 @@ class PostResult:
     same_bytes: bool = False
     failure: Failure | None = None
     warnings: tuple[str, ...] = ()
+    #: the traceback of a bug met while reading this file (logged by the scan)
+    internal_error: str | None = None
 
 
 def _work(
@@ -69,6 +81,13 @@ def _work(
         return PostResult(f, None, failure=Failure(e.location, e.reason))
     except AggregatorError as e:
         return PostResult(f, None, failure=Failure(str(f.path), str(e)))
+    except Exception as e:  # a bug: this post fails, the scan goes on
+        return PostResult(
+            f,
+            None,
+            failure=Failure(str(f.path), f"internal error while reading this post: {e!r}"),
+            internal_error=traceback.format_exc(),
+        )
     state = ContentFileState(
         path=f.rel, size=f.size, mtime_ns=f.mtime_ns, hash=digest,
         guid=entry.guid if entry else None, link=entry.link if entry else None,
@@ -129,6 +148,8 @@ class ScanOutcome:
     read: int = 0
     #: files parsed (their bytes changed)
     parsed: int = 0
+    #: the content directory itself is missing or unreadable: mark nothing gone
+    root_failed: bool = False
 
 
 class Scanner:
@@ -155,13 +176,24 @@ class Scanner:
     def batches(self, size: int = 500) -> Iterator[list[Entry]]:
         """Entries to upsert, a batch at a time (memory stays flat)."""
         out = self.outcome
-        found, failures = list_files(self.settings)
-        out.failures += failures
+        listing = list_files(self.settings)
+        found = listing.found
+        out.failures += listing.failures
+        out.root_failed = listing.root_failed
         fingerprint = self.settings.fingerprint()
         existing = {f.rel for f in found}
-        out.removed = sorted(set(self.previous) - existing)
         # Claims on guids and permalinks: the files already stored hold theirs.
         claims = _Claims()
+        # Files not found under a folder that could not be read are not
+        # gone: they keep their state, their guid and their claims.
+        for rel in sorted(set(self.previous) - existing):
+            kept = self.previous[rel]
+            if _under(rel, listing.unreadable):
+                claims.claim(kept, rel)
+                if kept.guid:
+                    out.present.add(kept.guid)
+            else:
+                out.removed.append(rel)
         todo: list[tuple[FoundFile, ContentFileState | None]] = []
         for f in found:
             prev = self.previous.get(f.rel)
@@ -184,6 +216,8 @@ class Scanner:
             out.warnings += [Failure(str(r.file.path), w) for w in r.warnings]
             if r.state is None:  # broken: its last good version stays
                 assert r.failure is not None
+                if r.internal_error is not None:
+                    log.error("%s: reading the post failed\n%s", r.file.path, r.internal_error)
                 out.failures.append(r.failure)
                 if prev is not None and prev.guid:
                     out.present.add(prev.guid)
@@ -221,6 +255,11 @@ class Scanner:
                     batch = []
         if batch:
             yield batch
+
+
+def _under(rel: str, folders: list[str]) -> bool:
+    """Is `rel` one of `folders` or inside one ("." is the content directory)?"""
+    return any(d in (".", rel) or rel.startswith(d + "/") for d in folders)
 
 
 class _Claims:

@@ -13,9 +13,10 @@ from aggregator.sources.content import ContentSettings, list_files, read_file
 
 def scan(settings: ContentSettings) -> tuple[list[RawItem], list[Failure]]:
     """Every post read as the scanner reads each file: (items, failures)."""
-    found, failures = list_files(settings)
+    listing = list_files(settings)
+    failures = list(listing.failures)
     items = []
-    for f in found:
+    for f in listing.found:
         try:
             items.append(read_file(f.path, settings, f.rel, None, None)[0])
         except SourceError as e:
