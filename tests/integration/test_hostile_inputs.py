@@ -30,6 +30,7 @@ from typing import TypeVar
 from xml.sax.saxutils import escape, quoteattr
 
 import pytest
+import yaml
 from pytest_httpserver import HTTPServer
 
 from aggregator import config as config_mod
@@ -125,8 +126,9 @@ def rss_feed(strings: list[tuple[int, str]], title: str, link: str) -> bytes:
 def post_text(s: str) -> str:
     """A Markdown post with `s` as its title, slug, summary, a tag and its body.
 
-    YAML double-quoted strings take JSON's escapes, so any string can be written."""
-    q = json.dumps(s)
+    Front matter values are YAML double-quoted strings, written by PyYAML: any
+    string can be written so, with escapes for what YAML cannot carry raw."""
+    q = yaml.safe_dump(s, default_style='"', allow_unicode=True, width=1 << 30).rstrip("\n")
     return (
         f"---\ntitle: {q}\nslug: {q}\nsummary: {q}\ntags: [{q}, naughty]\n"
         f"date: {WHEN.isoformat()}\n---\n\n{s}\n\nafter the string\n"

@@ -76,6 +76,9 @@ def test_a_clean_page_passes() -> None:
 
 def test_parse_errors_and_control_characters_are_found() -> None:
     assert html_problems(PAGE.format("<p>a</b>"), "p.html") != []
+    assert html_problems(PAGE.format("<p>&bogus;</p>"), "p.html") != []
+    # "&" before no letter or digit is no error in today's HTML (html5lib 1.1 says one)
+    assert html_problems(PAGE.format('<p>a &{b} <a href="x?a=1&{b}">c</a> &amp; d</p>'), "p") == []
     problems = html_problems(PAGE.format("<p>a\x7fb\x85c</p>"), "p.html")
     assert any("U+007F" in p for p in problems) and any("U+0085" in p for p in problems)
     assert text_problems("tab\tand\nnewline and 中文 ✓") == []
