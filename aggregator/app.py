@@ -28,7 +28,7 @@ from typing import Protocol
 from aggregator import clock, dedupe, feedlist, newsletter, pipeline
 from aggregator import status as status_mod
 from aggregator.config import Config, FeedConfig
-from aggregator.deliver.files import remove_stale_temp_files
+from aggregator.deliver.files import missing_outputs, remove_stale_temp_files
 from aggregator.model import (
     BuildReport,
     DupeCluster,
@@ -121,8 +121,13 @@ def build(config: Config, store: Store, *, email_preview: bool = True) -> BuildR
 
 
 def build_if_due(config: Config, store: Store) -> BuildReport | None:
-    """Build when an ingest changed something, a build was cut short, or the
+    """Build when an output of the last build is missing (or none was ever
+    written here), an ingest changed something, a build was cut short, or the
     last build is older than [daemon] rebuild_interval; else None."""
+    missing = outputs_missing(config)
+    if missing:
+        log.warning("building: %s", missing, extra={"job": BUILD})
+        return build(config, store)
     (last_build,) = store.job_statuses([BUILD])
     stale = last_build.last_ok is None or last_build.last_ok.started < clock.now() - timedelta(
         seconds=config.daemon.rebuild_interval
@@ -130,6 +135,12 @@ def build_if_due(config: Config, store: Store) -> BuildReport | None:
     if stale or store.build_pending():
         return build(config, store)
     return None
+
+
+def outputs_missing(config: Config) -> str | None:
+    """Why the outputs are not all in place (an empty output directory, a file
+    the last build wrote gone), or None when they are."""
+    return missing_outputs(config.output.dir)
 
 
 class NewsletterSend(Protocol):
@@ -182,7 +193,7 @@ def housekeeping(config: Config, store: Store) -> None:
     with recorded(store, HOUSEKEEPING) as note:
         now = clock.now()
         pruned = store.prune_runs(now - timedelta(days=d.keep_runs_days))
-        temp = remove_stale_temp_files(config.output.dir, now, timedelta(hours=1))
+        temp = remove_stale_temp_files(config.output.dir, timedelta(hours=1))
         (last_vacuum,) = store.job_statuses([VACUUM])
         due = last_vacuum.last_ok is None or last_vacuum.last_ok.started < now - timedelta(
             days=d.vacuum_interval_days
@@ -204,8 +215,9 @@ def status(config: Config, store: Store) -> Status:
 
 
 def health(config: Config, store: Store) -> dict[str, object]:
-    """The health endpoint's JSON answer (see status.health)."""
-    return status_mod.health(config, store, clock.now())
+    """The health endpoint's JSON answer (see status.health): unhealthy while
+    the store cannot be read or outputs are missing."""
+    return status_mod.health(config, store, clock.now(), outputs_missing=outputs_missing(config))
 
 
 # -- the feeds followed ----------------------------------------------------------

@@ -53,7 +53,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from aggregator import app, clock, web
+from aggregator import __version__, app, clock, logs, web
 from aggregator import config as config_mod
 from aggregator.config import Config
 from aggregator.errors import AggregatorError, ConfigError
@@ -68,10 +68,12 @@ UnsubscribeAction = Callable[[Config, Store, str, datetime], str | None]
 
 #: how long a job waits for the run lock (a cron run holding it) before giving up;
 #: ingest comes round again soon, the weekly send does not
-LOCK_WAIT = {app.INGEST: 0.0, app.SEND: 3600.0, app.HOUSEKEEPING: 60.0}
+LOCK_WAIT = {app.INGEST: 0.0, app.BUILD: 60.0, app.SEND: 3600.0, app.HOUSEKEEPING: 60.0}
 
 #: the one-off job that runs a weekly send found missed at start-up
 CATCH_UP = "send-catch-up"
+#: the one-off job that builds at start-up when outputs are missing
+START_BUILD = "start-build"
 
 _current: Daemon | None = None
 
@@ -110,6 +112,8 @@ class Daemon:
         #: held while a job runs; shutdown waits on it
         self._busy = threading.Lock()
         self.current_job: str | None = None
+        #: outputs were missing at start: the first job builds before its own work
+        self._build_first = False
         self._store: Store | None = None
         self._scheduler: BackgroundScheduler | None = None
         self._server: Any = None
@@ -151,14 +155,53 @@ class Daemon:
         self._reconcile(self.config)
         if had_send:
             self._catch_up_send()
+        self._build_if_missing()
         self._start_web()
-        self._scheduler.resume()
-        log.info(
-            "daemon started: web on http://%s:%s/, pid %s",
+        # At every log level: the one line saying where and how it runs.
+        logs.announce(
+            log,
+            "aggregator %s daemon started: web on http://%s:%s/, database %s, %s; pid %s",
+            __version__,
             self.host,
             self.port,
+            without_password(self.config.database.url),
+            self._describe_schedule(self.config),
             os.getpid(),
             extra={"status": "started"},
+        )
+        self._scheduler.resume()
+
+    def _build_if_missing(self) -> None:
+        """Outputs missing (a new, empty volume; files deleted): build now,
+        before any other job's work, rather than at the next rebuild_interval."""
+        assert self._scheduler is not None
+        missing = app.outputs_missing(self.config)
+        if missing is None:
+            return
+        log.warning("%s: building at start", missing, extra={"job": app.BUILD})
+        self._build_first = True
+        self._scheduler.add_job(
+            _job,
+            "date",
+            run_date=clock.now(),
+            args=[app.BUILD, "start"],
+            id=START_BUILD,
+            jobstore="memory",
+            replace_existing=True,
+            misfire_grace_time=int(self.config.daemon.misfire_grace_time),
+        )
+
+    def _describe_schedule(self, config: Config) -> str:
+        d = config.daemon
+        if self.send_action is None:
+            send = "no send"
+        elif d.send_interval > 0:
+            send = f"send every {d.send_interval:g} s"
+        else:
+            send = f"send {config.email.schedule!r} ({config.site.timezone})"
+        return (
+            f"ingest every {d.ingest_interval:g} s, rebuild at least every "
+            f"{d.rebuild_interval:g} s, {send}, housekeeping every {d.housekeeping_interval:g} s"
         )
 
     def _start_web(self) -> None:
@@ -295,8 +338,17 @@ class Daemon:
             self.current_job = name
             try:
                 with hold(config.daemon.lock_file, LOCK_WAIT[name], self.stop_event):
+                    if self._build_first and name != app.BUILD:
+                        # Whichever job comes first: readers need the outputs now.
+                        self._build_first = False
+                        app.build_if_due(config, store)
+                        if self.stop_event.is_set():
+                            return  # stopping: the job itself waits for the next start
                     if name == app.INGEST:
                         self._ingest_and_build(config, store)
+                    elif name == app.BUILD:
+                        self._build_first = False
+                        app.build_if_due(config, store)
                     elif name == app.SEND and self.send_action is not None:
                         app.send(config, store, sender=self.send_action)
                     elif name == app.HOUSEKEEPING:
@@ -405,6 +457,15 @@ class Daemon:
         _current = None
         log.info("daemon stopped", extra={"status": "stopped"})
         return True
+
+
+def without_password(url: str) -> str:
+    """A database URL fit for a log line: its password (if any) as ***."""
+    scheme, sep, rest = url.partition("://")
+    credentials, at, host = rest.partition("@")
+    if not sep or not at or ":" not in credentials:
+        return url
+    return f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}"
 
 
 def main(

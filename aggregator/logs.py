@@ -94,6 +94,21 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(data, ensure_ascii=False, default=str)
 
 
+def announce(
+    logger: logging.Logger, msg: str, *args: object, extra: dict[str, Any] | None = None
+) -> None:
+    """An INFO line that shows at every log level: what a service says once
+    about itself (the daemon's address, version, database and schedule), so
+    its log never starts silent. Below INFO it goes straight to the root
+    logger's handlers, through their filters: secrets stay redacted."""
+    if logger.isEnabledFor(logging.INFO):
+        logger.info(msg, *args, extra=extra, stacklevel=2)
+        return
+    record = logger.makeRecord(logger.name, logging.INFO, "", 0, msg, args, None, extra=extra)
+    for handler in logging.getLogger().handlers:
+        handler.handle(record)
+
+
 def setup(fmt: str = "human", level: int = logging.WARNING, stream: TextIO | None = None) -> None:
     """Configure the root logger once for the process (replaces earlier handlers)."""
     if fmt not in FORMATS:

@@ -148,11 +148,15 @@ def status(config: Config, store: Store, now: datetime) -> Status:
     )
 
 
-def health(config: Config, store: Store, now: datetime) -> dict[str, Any]:
+def health(
+    config: Config, store: Store, now: datetime, *, outputs_missing: str | None = None
+) -> dict[str, Any]:
     """The health endpoint's answer: last successes and failing feeds.
 
-    `ok` is false (HTTP 503) only when the store cannot be read: a failing
-    feed is reported, but the service itself is healthy.
+    `ok` is false (HTTP 503), with a `reason`, when the store cannot be read
+    or outputs are missing (`outputs_missing` says why: readers get nothing
+    or a broken site); a failing feed is reported, but the service itself is
+    healthy.
     """
     try:
         runs = {j.job: j for j in store.job_statuses(JOBS)}
@@ -168,14 +172,16 @@ def health(config: Config, store: Store, now: datetime) -> dict[str, Any]:
         ]
     except AggregatorError as e:
         log.error("health check cannot read the store: %s", e)
-        return {"ok": False, "error": str(e), "now": _iso(now)}
+        reason = f"the database cannot be read: {e}"
+        return {"ok": False, "reason": reason, "error": str(e), "now": _iso(now)}
 
     def last_ok(job: str) -> str | None:
         run = runs[job].last_ok
         return _iso(run.finished) if run else None
 
     return {
-        "ok": True,
+        "ok": outputs_missing is None,
+        **({"reason": f"outputs missing: {outputs_missing}"} if outputs_missing else {}),
         "now": _iso(now),
         "last_ingest": last_ok(INGEST),
         "last_build": last_ok(BUILD),

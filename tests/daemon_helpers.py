@@ -94,18 +94,24 @@ class DaemonProcess:
     """`aggregator daemon` in a subprocess, its log in a file."""
 
     def __init__(
-        self, config: Path, port: int, log_format: str = "json", clock_file: Path | None = None
+        self,
+        config: Path,
+        port: int,
+        log_format: str = "json",
+        clock_file: Path | None = None,
+        verbose: bool = True,
     ) -> None:
         """`clock_file`: run with the aggregator's clock ahead by the seconds in
-        that file (tests/shifted_clock.py), so a test can let a week pass."""
+        that file (tests/shifted_clock.py), so a test can let a week pass;
+        `verbose`: with -v (INFO lines), else at the default log level."""
         self.config = config
         self.port = port
         self.log_path = config.parent / f"daemon-{time.monotonic_ns()}.log"
         self._log = self.log_path.open("wb")
         program = ["tests.shifted_clock", str(clock_file)] if clock_file else ["aggregator"]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", *program, "--config", str(config), "-v",
-             "--log-format", log_format, "daemon"],
+            [sys.executable, "-m", *program, "--config", str(config),
+             *(["-v"] if verbose else []), "--log-format", log_format, "daemon"],
             stdout=self._log, stderr=subprocess.STDOUT, cwd=config.parent,
             env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)},
         )  # fmt: skip

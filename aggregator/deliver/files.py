@@ -7,9 +7,11 @@ import json
 import logging
 import os
 import re
+import stat
 import tempfile
+import time
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path, PurePosixPath
 
 from aggregator.errors import DeliveryError
@@ -81,24 +83,72 @@ def copy_files(root: Path, files: Mapping[str, Path]) -> list[str]:
     return written
 
 
-def remove_stale_temp_files(root: Path, now: datetime, older_than: timedelta) -> int:
+#: the name write_atomic's temp file has: "." + the target's name + "." +
+#: mkstemp's eight random characters + ".tmp"
+_TEMP_NAME = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")
+#: a build removes temp files older than this: a write holds its temp file for
+#: a moment (bytes already in memory, one fsync); one this old lost its writer
+BUILD_TEMP_AGE = timedelta(minutes=10)
+
+
+def remove_stale_temp_files(root: Path, older_than: timedelta) -> int:
     """Delete temp files `write_atomic` left behind when its process was killed.
 
-    Only `.NAME.*.tmp` files older than `older_than` go, so a write in
-    progress is never touched. Returns how many were removed.
+    Only regular files named as write_atomic names them (`.NAME.XXXXXXXX.tmp`)
+    and last modified more than `older_than` ago go, so a write in progress
+    (another build's, a preview's) is never touched. Ages are measured on the
+    file system's clock, which set the files' times. Symlinks are neither
+    followed nor removed. Returns how many were removed.
     """
     if not root.is_dir():
         return 0
-    cutoff = (now - older_than).timestamp()
+    cutoff = time.time() - older_than.total_seconds()
     removed = 0
-    for path in root.rglob(".*.tmp"):
-        try:
-            if path.is_file() and path.stat().st_mtime < cutoff:
-                path.unlink()
-                removed += 1
-        except OSError:
-            continue  # gone already, or not ours to remove: not worth failing over
+    for parent, _dirs, names in os.walk(root):
+        for name in names:
+            if not _TEMP_NAME.fullmatch(name):
+                continue
+            path = Path(parent, name)
+            try:
+                st = path.lstat()
+                if stat.S_ISREG(st.st_mode) and st.st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+            except OSError:
+                continue  # gone already, or not ours to remove: not worth failing over
     return removed
+
+
+def missing_outputs(root: Path) -> str | None:
+    """Why the outputs of the last build are not all in `root`, or None if they are.
+
+    Missing: the directory is absent or empty, holds no readable manifest (no
+    build wrote it), or lacks a file the manifest lists (a new volume, a
+    cleaned directory). Reads the manifest and stats each file; logs nothing
+    (the health endpoint asks often).
+    """
+    try:
+        if not any(root.iterdir()):
+            return f"the output directory {root} is empty"
+    except FileNotFoundError:
+        return f"the output directory {root} does not exist"
+    except OSError as e:
+        return f"the output directory {root} cannot be read: {e.strerror}"
+    files, problem = _load_manifest(root)
+    if files is None:
+        return f"{root} holds no build's outputs ({problem or 'no manifest'})"
+    gone = [rel for rel in files if not _is_file_under(root, rel)]
+    if not gone:
+        return None
+    shown = ", ".join(gone[:3]) + (f" and {len(gone) - 3} more" if len(gone) > 3 else "")
+    return f"{len(gone)} of the {len(files)} outputs are missing from {root}: {shown}"
+
+
+def _is_file_under(root: Path, rel: str) -> bool:
+    parts = PurePosixPath(rel).parts
+    if not parts or PurePosixPath(rel).is_absolute() or ".." in parts:
+        return True  # not ours to look for (read_manifest's users ignore it too)
+    return root.joinpath(*parts).is_file()
 
 
 # -- stale outputs -------------------------------------------------------------
@@ -132,21 +182,28 @@ def read_manifest(root: Path) -> dict[str, str] | None:
     A manifest that cannot be read or parsed counts as none (nothing is
     removed on its word); the build then writes a good one.
     """
+    files, problem = _load_manifest(root)
+    if problem is not None:
+        log.warning("%s: %s, ignored (no stale output removed this time)", root / MANIFEST, problem)
+    return files
+
+
+def _load_manifest(root: Path) -> tuple[dict[str, str] | None, str | None]:
+    """(the manifest's files, None), (None, None) when there is none, or
+    (None, what is wrong with it)."""
     path = root / MANIFEST
     try:
         data = json.loads(path.read_bytes())
     except FileNotFoundError:
-        return None
+        return None, None
     except (OSError, ValueError) as e:
-        log.warning("%s: unreadable, ignored (no stale output removed this time): %s", path, e)
-        return None
+        return None, f"unreadable: {e}"
     files = data.get("files") if isinstance(data, dict) else None
     if not isinstance(files, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in files.items()
     ):
-        log.warning("%s: not a manifest, ignored (no stale output removed this time)", path)
-        return None
-    return dict(files)
+        return None, "not a manifest"
+    return dict(files), None
 
 
 def write_manifest(root: Path, files: Mapping[str, str]) -> None:

@@ -3,12 +3,19 @@ preview) from the store, and write them."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from datetime import datetime
 
 from aggregator import newsletter, settings
 from aggregator.config import Config
-from aggregator.deliver.files import copy_files, remove_stale_outputs, write_outputs
+from aggregator.deliver.files import (
+    BUILD_TEMP_AGE,
+    copy_files,
+    remove_stale_outputs,
+    remove_stale_temp_files,
+    write_outputs,
+)
 from aggregator.digest import feed_entries, feed_history, paginate, tags_of
 from aggregator.errors import AggregatorError
 from aggregator.model import BuildReport, Failure
@@ -20,6 +27,8 @@ from aggregator.render.pages import render_pages
 from aggregator.render.rss import render_rss
 from aggregator.sources import content
 from aggregator.store import Store
+
+log = logging.getLogger("aggregator.pipeline")
 
 
 def render_site(config: Config, store: Store, now: datetime) -> Rendered:
@@ -53,6 +62,11 @@ def build(
     to write public/email.html and email.txt; the report names it. Stored
     issues' archive pages are written either way.
     """
+    # Temp files of a build that was killed mid-write (never one being
+    # written: see BUILD_TEMP_AGE).
+    stray = remove_stale_temp_files(config.output.dir, BUILD_TEMP_AGE)
+    if stray:
+        log.info("%d stray temp files of an interrupted build removed", stray)
     preview: dict[str, bytes] = {}
     previewed = None
     if email_preview:
