@@ -99,6 +99,7 @@ def _ingest_content(
     # present under its last good guid, so it keeps its last good version;
     # other deletions still apply. A missing or unreadable content directory
     # says nothing about its posts: they all stay (the scan's failure says so).
+    gone = 0
     if not out.root_failed:
         gone = store.mark_gone(source_id, out.present)
         if gone and not out.present:
@@ -111,7 +112,8 @@ def _ingest_content(
         source=source,
         items=items,
         new=new,
-        changed=changed,
+        # A post that left the digest changed it: the daemon rebuilds for it.
+        changed=changed + gone,
         failures=tuple(out.failures),
         warnings=tuple(out.warnings),
     )

@@ -21,6 +21,7 @@ import feedparser
 import pytest
 from click.testing import CliRunner, Result
 
+from aggregator import app
 from aggregator.cli import cli
 from aggregator.config import load
 from aggregator.sources import front_matter
@@ -315,12 +316,22 @@ def test_an_emptied_content_directory_warns_with_the_count_and_recovers(
     assert site.built() == ["Good post", "Second"]
 
 
-def test_deleting_some_posts_is_not_warned_about(site: Site, fixed_now: datetime) -> None:
+def test_a_deleted_post_is_not_warned_about_and_the_daemon_rebuilds_for_it(
+    site: Site, fixed_now: datetime
+) -> None:
     second = site.post("second.md", GOOD.replace("Good post", "Second"))
     site.run("run")
     second.unlink()
-    result = site.run("run")
-    assert (result.exit_code, "WARNING" in result.output) == (0, False)
+    result = site.run("ingest")
+    assert result.exit_code == 0 and "WARNING" not in result.output
+    assert "0 new, 1 changed" in result.output
+    # what the daemon does after each ingest: a post that left is a reason to build
+    config = load(site.config)
+    store = Store.open(config.database.url)
+    try:
+        assert app.build_if_due(config, store) is not None
+    finally:
+        store.close()
     assert site.built() == ["Good post"]
 
 
