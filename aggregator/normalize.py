@@ -32,6 +32,7 @@ def normalize(
     allow_future: bool = False,
     code_placeholder: str = "[code]",
     tracking_params: Sequence[str] = (),
+    notes: list[str] | None = None,
 ) -> Entry:
     """Normalize one item; `base_url` resolves relative links (feed or page URL).
 
@@ -40,7 +41,8 @@ def normalize(
     store shows only entries published by `now`). `code_placeholder` stands
     for a code block in the plain text. `tracking_params` are query parameters
     dropped from the canonical URL in addition to urls.TRACKING_PARAMS
-    (config [dedupe] tracking_params).
+    (config [dedupe] tracking_params). What sanitizing cut from content too
+    deeply nested is said in `notes` (text.sanitize_html).
     """
     # Every string is made XML-safe first: one control character from a feed
     # would otherwise make lxml refuse the text, and later every output.
@@ -49,7 +51,7 @@ def normalize(
     link = xml_safe(item.link or "")
     shown_link = public_url(link, base_url) or ""
     content_html = sanitize_html(
-        xml_safe(item.content_html), item.base_url or shown_link or base_url
+        xml_safe(item.content_html), item.base_url or shown_link or base_url, notes=notes
     )
     text = html_to_text(content_html, code_placeholder)
     title = fold_space(xml_safe(item.title or "")) or first_words(text) or "(untitled)"

@@ -11,6 +11,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 from markupsafe import Markup
 from premailer import Premailer
@@ -125,7 +126,7 @@ def _restore_doctype(html: str) -> str:
     return "<!doctype html>\n" + html
 
 
-_TOKEN = re.compile(r"\S+://\S+|\s+|[^\s]")
+_RUN = re.compile(r"\s+|\S+")
 #: CJK punctuation that must not begin a line: it stays with what precedes it
 _CLOSING = set("，。、；：？！）」』》〉】〕…·％")
 
@@ -140,41 +141,59 @@ def wrap(text: str, indent: str = "", subsequent: str | None = None) -> str:
     Counts a wide (CJK) character as two columns and may break between any
     two of them, as CJK typesetting does (never before closing punctuation);
     Latin words and URLs are never broken (a URL longer than a line gets a
-    line of its own).
+    line of its own). Time linear in the length of `text`: a title of
+    megabytes without a space is one long line.
     """
     subsequent = indent if subsequent is None else subsequent
-    words: list[str] = []
-    for m in _TOKEN.finditer(text.strip()):
-        tok = m.group(0)
-        if tok.isspace():
-            words.append(" ")
-        elif not words or words[-1] == " ":
-            words.append(tok)
-        elif _is_wide(tok) and tok not in _CLOSING:
-            words.append(tok)  # a break may come before a CJK character
-        elif _is_wide(words[-1][-1]) and tok.isalnum():
-            words.append(tok)  # or between CJK and Latin
-        else:
-            words[-1] += tok  # Latin words and punctuation stay whole
     lines: list[str] = []
-    line, col = indent, len(indent)
+    line, col = [indent], len(indent)
+    filled = bool(indent.strip())  # the line holds more than white space
     pending_space = False
-    for w in words:
-        if w == " ":
+    for m in _RUN.finditer(text.strip()):
+        run = m.group(0)
+        if run[0].isspace():
             pending_space = True
             continue
-        width = sum(_width(c) for c in w)
-        sep = 1 if pending_space and line.strip() else 0
-        if col + sep + width > TEXT_WIDTH and line.strip():
-            lines.append(line.rstrip())
-            line, col, sep = subsequent, len(subsequent), 0
-        line += " " * sep + w
-        col += sep + width
-        pending_space = False
-    if line.strip():
-        lines.append(line.rstrip())
+        for word, width in _words(run):
+            sep = 1 if pending_space and filled else 0
+            if col + sep + width > TEXT_WIDTH and filled:
+                lines.append("".join(line).rstrip())
+                line, col, sep = [subsequent], len(subsequent), 0
+            line += (" " * sep, word)
+            col += sep + width
+            filled = True
+            pending_space = False
+    text_of_line = "".join(line)
+    if text_of_line.strip():
+        lines.append(text_of_line.rstrip())
     return "\n".join(lines)
 
 
-def _is_wide(tok: str) -> bool:
-    return len(tok) == 1 and _width(tok) == 2
+def _words(run: str) -> list[tuple[str, int]]:
+    """The unbreakable pieces of a run of non-space characters, with their
+    widths in columns: a URL or a Latin word whole; a break may come before a
+    CJK character (not closing punctuation) and between CJK and Latin."""
+    if run.isascii():  # no wide character: one word
+        return [(run, len(run))]
+    widths = [_WIDTHS.get(ch) or _width_of(ch) for ch in run]
+    if run.find("://", 1, len(run) - 1) >= 0:  # a URL: characters on both sides of "://"
+        return [(run, sum(widths))]
+    starts = [0]
+    previous_wide = widths[0] == 2
+    for i in range(1, len(run)):
+        wide = widths[i] == 2
+        if (wide and run[i] not in _CLOSING) or (previous_wide and run[i].isalnum()):
+            starts.append(i)
+        previous_wide = wide
+    starts.append(len(run))
+    return [(run[a:b], sum(widths[a:b])) for a, b in pairwise(starts)]
+
+
+#: _width of each character met so far (the text of an email is mostly a
+#: few hundred distinct characters)
+_WIDTHS: dict[str, int] = {}
+
+
+def _width_of(ch: str) -> int:
+    w = _WIDTHS[ch] = _width(ch)
+    return w

@@ -16,7 +16,7 @@ from aggregator.errors import NormalizeError, SourceError
 from aggregator.model import Entry, Failure, FeedMeta, RawItem, Source
 from aggregator.normalize import feed_meta, normalize, refusals_warning, refused_links
 from aggregator.sources import schedule
-from aggregator.sources.parse import ParseSettings, parse
+from aggregator.sources.parse import Deadline, ParseSettings, ParseTimeout, parse
 
 log = logging.getLogger(__name__)
 
@@ -59,14 +59,33 @@ def read_feed(
     """Parse one feed body and normalize its items.
 
     Returns values only, never raises for bad input: it runs in a worker
-    process, and exceptions do not always survive pickling.
+    process, and exceptions do not always survive pickling. The whole read
+    (parsing, sanitizing, normalizing) takes at most `settings.timeout`: out
+    of time while parsing, the feed fails; while normalizing, the entries
+    normalized so far are kept, with a warning.
     """
-    try:
-        parsed = parse(body, headers, url, settings)
-    except SourceError as e:
-        return FeedReading(error=e.reason)
-    items = [replace(i, tags=(*i.tags, *source.tags)) if source.tags else i for i in parsed.items]
-    entries, failures = normalize_items(items, url, now, entry)
+    deadline = Deadline(settings.timeout)
+    entries: list[Entry] = []
+    failures: list[Failure] = []
+    notes: list[Failure] = []
+    late = None
+    with deadline:
+        try:
+            parsed = parse(body, headers, url, settings, deadline)
+        except SourceError as e:
+            return FeedReading(error=e.reason)
+        items = [
+            replace(i, tags=(*i.tags, *source.tags)) if source.tags else i for i in parsed.items
+        ]
+        try:
+            normalize_items(items, url, now, entry, deadline, entries, failures, notes)
+        except ParseTimeout:
+            if not entries:
+                return FeedReading(error=f"reading took longer than {settings.timeout:g} s")
+            late = (
+                f"reading took longer than {settings.timeout:g} s: kept the first "
+                f"{len(entries) + len(failures)} of {len(items)} entries"
+            )
     interval = schedule.feed_interval(
         parsed.ttl, parsed.update_period, parsed.update_frequency, headers.get("cache-control")
     )
@@ -74,28 +93,58 @@ def read_feed(
     # said once for the feed, not once per item.
     meta, refused_channel = feed_meta(parsed.feed_id, parsed.title, parsed.link, url)
     refused = refused_links(items, url) + ([refused_channel] if refused_channel else [])
-    warning = "; ".join(w for w in (parsed.warning, refusals_warning(refused)) if w) or None
+    warning = (
+        "; ".join(
+            w for w in (parsed.warning, late, refusals_warning(refused), _cut_warning(notes)) if w
+        )
+        or None
+    )
     return FeedReading(tuple(entries), tuple(failures), None, warning, interval, meta)
 
 
 def normalize_items(
-    items: list[RawItem], base_url: str, now: datetime, settings: EntrySettings
-) -> tuple[list[Entry], list[Failure]]:
-    """Normalize each item; an item that cannot be is a Failure, the rest go on."""
-    batch: list[Entry] = []
-    failures: list[Failure] = []
+    items: list[RawItem],
+    base_url: str,
+    now: datetime,
+    settings: EntrySettings,
+    deadline: Deadline,
+    batch: list[Entry],
+    failures: list[Failure],
+    notes: list[Failure],
+) -> None:
+    """Normalize each item into `batch`; an item that cannot be is a Failure
+    in `failures`, the rest go on; what sanitizing cut goes to `notes`.
+
+    Raises ParseTimeout, checked before each item, once `deadline` has
+    passed: the lists hold the items done so far.
+    """
     for item in items:
+        deadline.check()
+        cut: list[str] = []
         try:
             batch.append(
                 normalize(
                     item, base_url, now,
                     code_placeholder=settings.code_placeholder,
                     tracking_params=settings.tracking_params,
+                    notes=cut,
                 )
             )  # fmt: skip
         except NormalizeError as e:
             failures.append(Failure(item.location, str(e)))
+        except ParseTimeout:
+            raise
         except Exception as e:  # a bug: this item fails, the feed's others go on
             log.error("%s: normalizing failed", item.location, exc_info=e)
             failures.append(Failure(item.location, f"internal error: {e!r}"))
-    return batch, failures
+        notes.extend(Failure(item.location, n) for n in cut)
+
+
+def _cut_warning(notes: list[Failure]) -> str | None:
+    """What sanitizing cut from the feed's entries, said once for the feed."""
+    if not notes:
+        return None
+    entries = len({n.location for n in notes})
+    first = notes[0]
+    more = f" (and in {entries - 1} more entries)" if entries > 1 else ""
+    return f"{first.location}: {first.reason}{more}"

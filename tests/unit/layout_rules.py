@@ -253,6 +253,8 @@ FOUNDATION = frozenset(
         f"{P}.errors",
         f"{P}.clock",
         f"{P}.text",
+        # untrusted HTML made safe and XML-clean in bounded time (pure; text re-exports it)
+        f"{P}.sanitize",
         # TeX math in Markdown -> MathML, the MathML allowlist (pure; text uses it)
         f"{P}.texmath",
         # formulas in excerpts -> MathML (pages) or PNG images (email) (pure)

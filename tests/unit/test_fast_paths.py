@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 from lxml import html as lxml_html
 
 from aggregator import fingerprint as fp
+from aggregator import sanitize
 from aggregator import text as tx
 from aggregator.model import LshIndex, RawItem
 from aggregator.normalize import normalize
@@ -109,7 +110,7 @@ def outcome(f: Any, *args: str) -> Any:
 @given(st.sampled_from(BASES), links)
 def test_rebase_is_the_urljoin_definition(base: str, link: str) -> None:
     def fast(base: str, link: str) -> str | None:
-        return tx._rebase(base, tx._origin(base), link)
+        return sanitize._rebase(base, sanitize._origin(base), link)
 
     assert outcome(fast, base, link) == outcome(rebase_definition, base, link)
 
@@ -151,13 +152,13 @@ def html_to_text_definition(fragment: str, code_placeholder: str = "[code]") -> 
         elif tag in ("script", "style"):
             pass
         else:
-            if tag in tx._BLOCK:
+            if tag in sanitize.BLOCK:
                 parts.append(" ")
             if el.text and tag:
                 parts.append(el.text)
             for child in el:
                 walk(child)
-            if tag in tx._BLOCK:
+            if tag in sanitize.BLOCK:
                 parts.append(" ")
         if el.tail:
             parts.append(el.tail)
