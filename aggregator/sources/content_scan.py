@@ -24,8 +24,9 @@ import logging
 import os
 import traceback
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 
 from aggregator.errors import AggregatorError, SourceError
@@ -40,6 +41,8 @@ PARALLEL_THRESHOLD = 200
 
 #: turns a RawItem into an Entry (normalize, bound to its settings); must pickle
 Finish = Callable[[RawItem], Entry]
+#: a file to read, with its previous state
+Task = tuple[FoundFile, ContentFileState | None]
 
 
 @dataclass(frozen=True)
@@ -59,9 +62,7 @@ class PostResult:
     internal_error: str | None = None
 
 
-def _work(
-    task: tuple[FoundFile, ContentFileState | None], settings: ContentSettings, finish: Finish
-) -> PostResult:
+def _work(task: Task, settings: ContentSettings, finish: Finish) -> PostResult:
     """Read, hash and (if the bytes changed) parse one file. Runs in a worker."""
     f, previous = task
     fingerprint = settings.fingerprint()
@@ -97,7 +98,7 @@ def _work(
 
 
 def _work_chunk(
-    chunk: list[tuple[FoundFile, ContentFileState | None]],
+    chunk: list[Task],
     settings: ContentSettings,
     finish: Finish,
 ) -> list[PostResult]:
@@ -105,7 +106,7 @@ def _work_chunk(
 
 
 def read_changed(
-    tasks: list[tuple[FoundFile, ContentFileState | None]],
+    tasks: list[Task],
     settings: ContentSettings,
     finish: Finish,
     workers: int | None = None,
@@ -119,17 +120,60 @@ def read_changed(
     # Chunks amortize the cost of a round trip to a worker; several per
     # worker keep both cores busy to the end.
     size = max(16, min(256, len(tasks) // (workers * 8)))
-    chunks = [tasks[i : i + size] for i in range(0, len(tasks), size)]
+    chunks = deque(tasks[i : i + size] for i in range(0, len(tasks), size))
+    while chunks:
+        lost = yield from _read_chunks(chunks, settings, finish, workers)
+        # A worker died (killed for memory?) and took the pool with it: the
+        # files in flight are read again one at a time, so the one that
+        # kills a worker is known and fails alone; then the rest go on.
+        yield from _read_one_by_one(lost, settings, finish)
+
+
+def _read_chunks(
+    chunks: deque[list[Task]], settings: ContentSettings, finish: Finish, workers: int
+) -> Generator[PostResult, None, list[Task]]:
+    """Read `chunks` (taken from the left) in a pool of `workers`, in order.
+
+    Returns the files of the chunks in flight if a worker died, else [].
+    """
     with ProcessPoolExecutor(max_workers=workers, mp_context=process_context()) as pool:
         # A few chunks in flight per worker: enough to keep them busy, few
         # enough that finished results never pile up in memory.
-        pending: deque[Future[list[PostResult]]] = deque()
-        for chunk in chunks:
-            pending.append(pool.submit(_work_chunk, chunk, settings, finish))
-            if len(pending) >= workers * 3:
-                yield from pending.popleft().result()
-        while pending:
-            yield from pending.popleft().result()
+        pending: deque[tuple[list[Task], Future[list[PostResult]]]] = deque()
+        while chunks or pending:
+            while chunks and len(pending) < workers * 3:
+                chunk = chunks.popleft()
+                pending.append((chunk, pool.submit(_work_chunk, chunk, settings, finish)))
+            try:
+                results = pending[0][1].result()
+            except BrokenProcessPool:
+                return [task for chunk, _ in pending for task in chunk]
+            pending.popleft()
+            yield from results
+    return []
+
+
+def _read_one_by_one(
+    tasks: list[Task], settings: ContentSettings, finish: Finish
+) -> Iterator[PostResult]:
+    """Read `tasks` in order, one at a time in one worker; a file whose reading
+    kills the worker fails, and a new worker goes on with the next."""
+    pool: ProcessPoolExecutor | None = None
+    try:
+        for task in tasks:
+            if pool is None:
+                pool = ProcessPoolExecutor(max_workers=1, mp_context=process_context())
+            try:
+                results = pool.submit(_work_chunk, [task], settings, finish).result()
+            except BrokenProcessPool:
+                pool.shutdown()
+                pool = None
+                reason = "the process reading this post died (out of memory?); not ingested"
+                results = [PostResult(task[0], None, failure=Failure(str(task[0].path), reason))]
+            yield from results
+    finally:
+        if pool is not None:
+            pool.shutdown()
 
 
 @dataclass
@@ -194,7 +238,7 @@ class Scanner:
                     out.present.add(kept.guid)
             else:
                 out.removed.append(rel)
-        todo: list[tuple[FoundFile, ContentFileState | None]] = []
+        todo: list[Task] = []
         for f in found:
             prev = self.previous.get(f.rel)
             if prev is not None:

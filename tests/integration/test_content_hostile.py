@@ -14,20 +14,23 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import feedparser
 import pytest
 from click.testing import CliRunner, Result
 
-from aggregator import app
+from aggregator import app, settings
 from aggregator.cli import cli
 from aggregator.config import load
-from aggregator.sources import front_matter
+from aggregator.model import Entry, RawItem
+from aggregator.normalize import normalize
+from aggregator.sources import content_scan, front_matter
 from aggregator.store import Store
 from tests.databases import Databases
 
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 GOOD = "---\ntitle: Good post\ndate: 2026-11-01\n---\nStill here.\n"
 
 
@@ -371,3 +374,33 @@ def test_an_unreadable_folder_keeps_its_posts_while_other_deletions_apply(
     ) in proc.stderr
     expected = ["Good post", "Inside"] + (["Doomed"] if locked == site.content else [])
     assert site.visible(fixed_now) == sorted(expected)
+
+
+# -- a worker process that dies ---------------------------------------------------
+
+
+def _die_on_killer(item: RawItem) -> Entry:
+    """normalize, except that the post titled Killer ends its worker process
+    at once, as the kernel's out-of-memory killer would."""
+    if item.title == "Killer":
+        os._exit(137)
+    return normalize(
+        item, base_url="https://blog.example.org/", now=NOW, allow_future=True,
+        code_placeholder="[code]", tracking_params=(),
+    )  # fmt: skip
+
+
+def test_a_post_that_kills_its_worker_fails_alone_and_the_rest_are_read(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(content_scan, "PARALLEL_THRESHOLD", 4)
+    for i in range(60):
+        title = "Killer" if i == 25 else f"P{i}"
+        site.post(f"p{i:02d}.md", f"---\ntitle: {title}\ndate: 2026-11-01\n---\nx\n")
+    scan = content_scan.Scanner(settings.content_settings(load(site.config)), {}, _die_on_killer, 2)
+    read = [e.title for batch in scan.batches() for e in batch]
+    (failure,) = scan.outcome.failures
+    assert failure.location == str(site.content / "p25.md")
+    assert "the process reading this post died" in failure.reason
+    # every other post, in path order (which post keeps a clashing id depends on it)
+    assert read == ["Good post", *(f"P{i}" for i in range(60) if i != 25)]
