@@ -121,13 +121,16 @@ def _ingest_content(
 
 def _emptied(folder: Path, gone: int) -> Failure:
     """The warning when the content directory now yields no post at all."""
-    posts = "post" if gone == 1 else "posts"
+    if gone == 1:
+        them = "the 1 post published from it left the digest (kept in the database: it"
+        them += " comes back with its file)"
+    else:
+        them = f"the {gone} posts published from it left the digest (kept in the database:"
+        them += " they come back with their files)"
     return Failure(
         str(folder),
-        f"no posts in the content directory now: the {gone} {posts} published from it"
-        " left the digest (kept in the database: they come back with their files)."
-        " If it should not be empty, check [content] dir in config.toml, or the volume"
-        " mounted there",
+        f"no posts in the content directory now: {them}. If it should not be empty, check"
+        " [content] dir in config.toml, or the volume mounted there",
     )
 
 
