@@ -95,7 +95,9 @@ def read_feed(
     refused = refused_links(items, url) + ([refused_channel] if refused_channel else [])
     warning = (
         "; ".join(
-            w for w in (parsed.warning, late, refusals_warning(refused), _cut_warning(notes)) if w
+            w
+            for w in (parsed.warning, late, refusals_warning(refused), _cut_warning(notes, url))
+            if w
         )
         or None
     )
@@ -140,11 +142,12 @@ def normalize_items(
         notes.extend(Failure(item.location, n) for n in cut)
 
 
-def _cut_warning(notes: list[Failure]) -> str | None:
-    """What sanitizing cut from the feed's entries, said once for the feed."""
+def _cut_warning(notes: list[Failure], url: str) -> str | None:
+    """What sanitizing cut from the feed's entries, said once for the feed
+    (whose URL heads the warning already): "entry-2: HTML nested..."."""
     if not notes:
         return None
     entries = len({n.location for n in notes})
     first = notes[0]
     more = f" (and in {entries - 1} more entries)" if entries > 1 else ""
-    return f"{first.location}: {first.reason}{more}"
+    return f"{first.location.removeprefix(url + '#')}: {first.reason}{more}"

@@ -166,7 +166,7 @@ def test_200000_nested_divs_ingest_in_seconds(
     ordinary_feeds_stored(report, urls)
     # What was cut is said, once, for the feed.
     (warning,) = [w for w in result.warnings if "nested" in w.reason]
-    assert "#entry-2: HTML nested over 250 levels deep" in warning.reason
+    assert warning.reason.startswith("entry-2: HTML nested over 250 levels deep")
     with opened(config) as store:
         (deep,) = [s.entry for s in store.visible_entries(NOW) if s.entry.title == "Item 2"]
     assert deep.text.startswith("Above the divs.")
