@@ -19,6 +19,7 @@ from aggregator.deliver.files import (
 from aggregator.digest import feed_entries, feed_history, paginate, tags_of
 from aggregator.errors import AggregatorError
 from aggregator.model import BuildReport, Failure
+from aggregator.pipeline.deduplication import dedupe_changed
 from aggregator.pipeline.paging import visible
 from aggregator.render.atom import render_feed, render_tag_feeds
 from aggregator.render.entries import Rendered, merge
@@ -62,6 +63,10 @@ def build(
     to write public/email.html and email.txt; the report names it. Stored
     issues' archive pages are written either way.
     """
+    # Entries an ingest stored but was killed before judging (the dedupe
+    # queue) are judged first, so a copy never shows twice; an empty queue
+    # costs one query.
+    dedupe_changed(config, store)
     # Temp files of a build that was killed mid-write (never one being
     # written: see BUILD_TEMP_AGE).
     stray = remove_stale_temp_files(config.output.dir, BUILD_TEMP_AGE)

@@ -9,6 +9,7 @@ The feeds change a little between tries, as feeds do."""
 
 from __future__ import annotations
 
+import json
 import random
 import signal
 import sqlite3
@@ -183,3 +184,63 @@ def test_sigkill_during_ingest_leaves_no_article_twice(tmp_path: Path, feeds: Fe
         assert not twice, f"try {attempt} (kill at {when}): {len(twice)} shown twice: {twice[:5]}"
         lost = sorted(set(titles) - set(visible))
         assert not lost, f"try {attempt} (kill at {when}): {len(lost)} lost: {lost[:5]}"
+
+
+def test_a_build_after_an_ingest_killed_before_dedupe_shows_no_copy_twice(
+    tmp_path: Path,
+) -> None:
+    """Killed after storing a feed and its mirror, before judging them: the
+    next thing to run is a build (the daemon's build at start, a cron
+    `build`); it judges what was left first."""
+    hold = threading.Event()
+    hold.set()
+    titles = [f"Shared {i}" for i in range(BIG)]
+    copies = [
+        f"<item><title>{t}</title><guid>https://mirror.example/{i}</guid>"
+        f"<link>https://mirror.example/{i}</link><description>{words(t)}</description></item>"
+        for i, t in enumerate(titles)
+    ]
+    bodies = {
+        "plain": rss("plain", [id_less(t) for t in titles]),
+        "mirror": rss("mirror", copies),
+        "other": rss("other", [id_less("Other 1")]),
+        "slow": rss("slow", [id_less("Slow")]),
+    }
+
+    def respond(request: Request) -> Response:
+        name = request.path.strip("/").removesuffix(".rss")
+        for _ in range(400):  # bounded: 20 s
+            if name != "slow" or not hold.is_set():
+                break
+            time.sleep(0.05)
+        return Response(bodies[name], content_type="application/rss+xml")
+
+    server = HTTPServer(host="127.0.0.1", threaded=True)
+    server.start()
+    try:
+        for name in bodies:
+            server.expect_request(f"/{name}.rss").respond_with_handler(respond)
+        config = write_config(tmp_path, [server.url_for(f"/{n}.rss") for n in bodies], free_port())
+        db = tmp_path / "data" / "aggregator.db"
+        proc = ingest(config)
+        try:
+            wait_for("both stored", lambda: entry_count(db) >= 2 * BIG, timeout=30)
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+            hold.clear()
+        built = subprocess.run(
+            [sys.executable, "-m", "aggregator", "--config", str(config), "build"],
+            capture_output=True, cwd=config.parent, timeout=60,
+            env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+        )  # fmt: skip
+    finally:
+        server.clear()
+        server.stop()
+    assert built.returncode == 0, built.stderr.decode()
+    visible = shown(config)
+    assert set(titles) <= set(visible)
+    assert [t for t, n in visible.items() if n > 1] == []
+    feed = json.loads((tmp_path / "public" / "feed.json").read_text(encoding="utf-8"))
+    shown_in_feed = Counter(item["title"] for item in feed["items"])
+    assert shown_in_feed and max(shown_in_feed.values()) == 1
