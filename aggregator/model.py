@@ -322,6 +322,8 @@ class GuidRow:
     title: str
     text: str
     published: datetime
+    #: the text's fingerprint (fingerprint.text_fingerprint), as stored
+    fingerprint: str = ""
 
 
 # -- the newsletter: subscribers, issues, deliveries -------------------------

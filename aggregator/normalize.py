@@ -204,43 +204,49 @@ def adopt_guids(batch: Sequence[Entry], stored: Sequence[GuidRow]) -> GuidAdopti
 
     `stored` is the source's link-less rows with the titles of `batch`'s
     derived entries. A version-1 row is one item's if it has the item's title
-    and its text (whitespace aside); where two entries of the batch share
-    title and text, the stored published date must match too. Of the rows of
-    one item, the oldest is renamed to the derived guid (unless a row already
-    carries it) and the others, copies the old derivation made, are marked
-    gone. Rows under a derived guid, or a guid of the source's own, are left
-    alone; so is a version-1 row whose item is no longer in the feed (nothing
-    arrives to show it twice).
+    and its text (whitespace aside) or, should the text have been made
+    differently since, its text fingerprint. A row two entries could both
+    claim goes to the one whose published date it has, or to neither. Of the
+    rows of one item, the oldest is renamed to the derived guid (unless a row
+    already carries it) and the others, copies the old derivation made, are
+    marked gone. Rows under a derived guid, or a guid of the source's own, are
+    left alone; so is a version-1 row whose item is no longer in the feed
+    (nothing arrives to show it twice).
     """
     entries = list({e.guid: e for e in reversed(batch) if is_derived(e.guid)}.values())
     if not entries:
         return GuidAdoption()
     have = {r.guid for r in stored}
-    legacy: dict[tuple[str, str], list[GuidRow]] = defaultdict(list)
+    legacy: dict[str, list[GuidRow]] = defaultdict(list)
     for r in sorted(stored, key=lambda r: r.id):
         if _V1_GUID.fullmatch(r.guid):
-            legacy[(r.title, _squeeze(r.text))].append(r)
-    wanted: dict[tuple[str, str], list[Entry]] = defaultdict(list)
-    for e in entries:
-        wanted[(e.title, _squeeze(e.text))].append(e)
+            legacy[r.title].append(r)
+    candidates = {e.guid: [r for r in legacy.get(e.title, []) if _same_item(r, e)] for e in entries}
+    claims = Counter(r.id for rows in candidates.values() for r in rows)
     renames: list[tuple[int, str]] = []
     gone: list[int] = []
-    for key, claimants in wanted.items():
-        rows = legacy.get(key, [])
-        for e in claimants:
-            mine = [r for r in rows if r.published == e.published]
-            if not mine and len(claimants) == 1:
-                mine = rows
-            if not mine:
-                continue
-            taken = {r.id for r in mine}
-            rows = [r for r in rows if r.id not in taken]
-            if e.guid in have:
-                gone += [r.id for r in mine]
-            else:
-                renames.append((mine[0].id, e.guid))
-                gone += [r.id for r in mine[1:]]
+    taken: set[int] = set()
+    for e in entries:
+        rows = [r for r in candidates[e.guid] if r.id not in taken]
+        mine = [r for r in rows if r.published == e.published] or [
+            r for r in rows if claims[r.id] == 1
+        ]
+        if not mine:
+            continue
+        taken.update(r.id for r in mine)
+        if e.guid in have:
+            gone += [r.id for r in mine]
+        else:
+            renames.append((mine[0].id, e.guid))
+            gone += [r.id for r in mine[1:]]
     return GuidAdoption(tuple(renames), tuple(gone))
+
+
+def _same_item(row: GuidRow, entry: Entry) -> bool:
+    """A stored row and an entry with one title: the same words?"""
+    if _squeeze(row.text) == _squeeze(entry.text):
+        return True
+    return bool(entry.fingerprint) and row.fingerprint == entry.fingerprint
 
 
 def _words(value: str | None) -> str:

@@ -75,14 +75,16 @@ class EntriesMixin(StoreBase):
             for chunk in _chunks(list(dict.fromkeys(titles))):
                 q = select(
                     entries.c.id, entries.c.guid, entries.c.title, entries.c.text,
-                    entries.c.published,
+                    entries.c.published, entries.c.fingerprint,
                 ).where(
                     entries.c.source_id == source_id,
                     entries.c.link == "",
                     entries.c.title.in_(chunk),
                 )  # fmt: skip
                 rows = conn.execute(q).all()
-                out += [GuidRow(r.id, r.guid, r.title, r.text, r.published) for r in rows]
+                out += [
+                    GuidRow(r.id, r.guid, r.title, r.text, r.published, r.fingerprint) for r in rows
+                ]
         return out
 
     def rekey_entries(self, renames: Sequence[tuple[int, str]], gone: Sequence[int]) -> None:

@@ -8,6 +8,7 @@ import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 
+from aggregator.fingerprint import text_identity
 from aggregator.model import Entry, GuidRow
 from aggregator.normalize import adopt_guids, derived_guid, is_derived, normalize
 from tests.factories import raw_item
@@ -113,3 +114,29 @@ def test_items_alike_but_for_the_date_keep_their_own_rows() -> None:
     assert week1.guid != week2.guid
     plan = adopt_guids([week2, week1], [row(1, week1), row(2, week2)])
     assert sorted(plan.renames) == [(1, week1.guid), (2, week2.guid)] and plan.gone == ()
+
+
+def test_a_text_made_differently_since_is_known_by_its_fingerprint() -> None:
+    # The old row's text came from an older HTML-to-text (other punctuation
+    # and case); its fingerprint, which folds both, still names the item.
+    words = ", ".join(f"alpha {n} words" for n in range(30)) + "."
+    a = id_less(title="A", content_html=f"<p>{words}</p>")
+    old_text = words.upper().replace(",", " -")
+    fp, _ = text_identity(old_text)
+    assert fp and fp == a.fingerprint and old_text != a.text
+    old = GuidRow(7, v1_guid("A", NOW, old_text), "A", old_text, NOW, fp)
+    assert adopt_guids([a], [old]).renames == ((7, a.guid),)
+    other = GuidRow(8, v1_guid("A", NOW, "Other words"), "A", "Other words", NOW, "f" * 16)
+    assert adopt_guids([a], [other]) == adopt_guids([], [])
+
+
+def test_a_row_two_entries_could_claim_goes_to_neither_unless_its_date_says() -> None:
+    # Same title and words, by two authors: both derived entries match the row.
+    a = id_less(title="A", author="One", content_html="<p>Alpha words</p>")
+    b = id_less(title="A", author="Two", content_html="<p>Alpha words</p>")
+    assert a.guid != b.guid
+    undated = row(1, a, published=NOW - timedelta(hours=2))
+    assert adopt_guids([a, b], [undated]) == adopt_guids([], [])
+    dated = row(2, b)  # b's own date: b's row
+    plan = adopt_guids([a, b], [dated])
+    assert plan.renames == ((2, b.guid),) and plan.gone == ()
