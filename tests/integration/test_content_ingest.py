@@ -201,7 +201,8 @@ def test_excerpt_summary_then_more_marker_then_automatic(root: Path) -> None:
     ingest(cfg)
     v = visible(cfg)
     assert entry_excerpt(v["s"], 100, "...") == "Mine."
-    assert entry_excerpt(v["m"], 100, "...") == "Lead with $x_1$."
+    # math keeps its TeX in excerpts, written with the \( \) delimiters
+    assert entry_excerpt(v["m"], 100, "...") == r"Lead with \(x_1\)."
     assert entry_excerpt(v["auto"], 100, "...") == (
         "Heading See: [代码] A chart and a state-of-the-art result."
     )
