@@ -97,11 +97,9 @@ class FrontMatter:
     def at(self, key: str) -> str:
         """The location of `key`: path:line, or the path when the line is not found."""
         m = re.search(rf"^[ \t]*[\"']?{re.escape(key)}[\"']?[ \t]*[:=]", self.header, re.MULTILINE)
-        return (
-            f"{self.location}:{self.header.count(chr(10), 0, m.start()) + 1}"
-            if m
-            else self.location
-        )
+        if m is None:
+            return self.location
+        return f"{self.location}:{self.header.count(chr(10), 0, m.start()) + 1}"
 
     def text(self, key: str) -> str | None:
         """A text value: a string, a number or a date as written; None if absent or blank."""
