@@ -302,7 +302,12 @@ def _canonical_link(entry: Any, feed_url: str) -> str | None:
 
 
 def _enclosure_links(enclosures: list[Any], base: str) -> str:
-    """Enclosures (podcast audio, attachments) kept as a list of links."""
+    """Enclosures (podcast audio, attachments) kept as a list of links.
+
+    The list is part of what an item without id or link is known by
+    (normalize.derived_guid hashes the body with it): a change to its markup
+    changes those items' guids, so it needs normalize.GUID_VERSION bumped and
+    adopt_guids taught the old form."""
     items = []
     for e in enclosures:
         href = public_url(e["href"], base)
