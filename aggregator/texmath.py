@@ -83,7 +83,6 @@ def _braces_balance(tex: str) -> bool:
     return depth == 0
 
 
-@lru_cache(maxsize=4096)
 def tex_to_mathml(tex: str, display: bool) -> str | None:
     """`tex` (without delimiters) as a `<math>` element, its TeX kept in an
     annotation; None when it does not convert: latex2mathml raises, leaves a
@@ -92,6 +91,9 @@ def tex_to_mathml(tex: str, display: bool) -> str | None:
     return _convert(tex, display)[0]
 
 
+# Every conversion goes through here, once per distinct formula and mode:
+# a writer repeats formulas across posts, and excerpts repeat the post's.
+@lru_cache(maxsize=8192)
 def _convert(tex: str, display: bool) -> tuple[str | None, str]:
     source = tex.strip()
     if not source:
@@ -255,6 +257,46 @@ def _unless_math_open(rule: Callable[..., bool]) -> Callable[..., bool]:
     return guarded
 
 
+_SETEXT_UNDERLINE = re.compile(r"[ ]{0,3}(=+|-+)[ \t]*$")
+
+
+def _unless_math_in_heading(rule: Callable[..., bool]) -> Callable[..., bool]:
+    """Wrap the setext heading rule so that a line of "=" or "-" inside an
+    open formula ("\\(x\n=\nx\\)") does not turn the lines above it into a
+    heading: the formula is one, and the paragraph goes on."""
+
+    def guarded(state: StateBlock, start_line: int, end_line: int, silent: bool) -> bool:
+        first = state.bMarks[start_line] + state.tShift[start_line]
+        line = start_line + 1
+        while line < end_line and line < start_line + 1000:  # bounded, as the rule itself is
+            text = state.src[state.bMarks[line] : state.eMarks[line]]
+            if not text.strip():
+                break
+            if _SETEXT_UNDERLINE.match(text):
+                if _open_at(state.src, first, state.bMarks[line], None)[1] is not None:
+                    return False
+                break
+            line += 1
+        return rule(state, start_line, end_line, silent)
+
+    return guarded
+
+
+def _one_dollar_block_per_line(rule: Callable[..., bool]) -> Callable[..., bool]:
+    """Wrap dollarmath's block rule so that a line holding two formulas,
+    "$$x$$ and $$y$$", is a paragraph with two formulas, not one block whose
+    TeX is "x$$ and $$y"."""
+
+    def guarded(state: StateBlock, start_line: int, end_line: int, silent: bool) -> bool:
+        first = state.bMarks[start_line] + state.tShift[start_line]
+        line = state.src[first : state.eMarks[start_line]].rstrip()
+        if line.startswith("$$") and "$$" in line[2:-2]:
+            return False
+        return rule(state, start_line, end_line, silent)
+
+    return guarded
+
+
 def _not_across_code(rule: Callable[[StateInline, bool], bool]) -> Any:
     """Wrap an inline math rule so that a match spanning a backtick is refused:
     inline code binds tighter than math ("$10 and `$PATH`" is no math span)."""
@@ -331,6 +373,10 @@ def math_plugin(md: MarkdownIt) -> None:
     for block_rule in md.block.ruler.__rules__:
         if "paragraph" in block_rule.alt and block_rule.name != "math_bracket_block":
             block_rule.fn = _unless_math_open(block_rule.fn)
+        elif block_rule.name == "lheading":
+            block_rule.fn = _unless_math_in_heading(block_rule.fn)
+        if block_rule.name == "math_block":
+            block_rule.fn = _one_dollar_block_per_line(block_rule.fn)
     md.block.ruler.__cache__ = None
     md.core.ruler.after("inline", "math_lines", _number_lines)
     for name in (*_INLINE_TYPES, *_BLOCK_TYPES):

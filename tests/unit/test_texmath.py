@@ -229,3 +229,20 @@ def test_converted_mathml_is_well_formed_and_keeps_the_tex() -> None:
     assert tex_to_mathml(r"\frac{1}{2", display=False) is None  # unbalanced braces
     assert tex_to_mathml(r"a & b", display=False) is None  # latex2mathml writes a bare "&"
     assert tex_to_mathml(r"\nosuch{x}", display=False) is None  # left as a command
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        # a line of "=" inside an open formula is TeX, not a setext heading underline
+        ("\\(x\n=\nx\\)", [("x\n=\nx", False)]),
+        # two display formulas on one line are two, not one block "x$$ and $$y"
+        ("$$x$$ and $$y$$", [("x", True), ("y", True)]),
+        ("$$x$$  $$y$$", [("x", True), ("y", True)]),
+    ],
+)
+def test_formulas_found_by_the_property_test_stay_whole(
+    source: str, expected: list[tuple[str, bool]]
+) -> None:
+    assert shown(markdown_to_html(source)) == expected
+    assert "<h1>" not in markdown_to_html(source)
