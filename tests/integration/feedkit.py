@@ -15,14 +15,20 @@ from aggregator.model import FeedState, IngestReport, SourceResult
 from aggregator.store import Store
 
 
-def make_config(tmp_path: Path, feeds: Sequence[str | dict[str, Any]], **fetch: Any) -> Config:
-    """A Config with an empty content dir, a SQLite file and these feeds."""
+def make_config(
+    tmp_path: Path,
+    feeds: Sequence[str | dict[str, Any]],
+    *,
+    database_url: str = "sqlite:///data/test.db",
+    **fetch: Any,
+) -> Config:
+    """A Config with an empty content dir, a SQLite file (or `database_url`) and these feeds."""
     (tmp_path / "content").mkdir(exist_ok=True)
     data: dict[str, Any] = {
         "site": {"base_url": "https://digest.example.org/"},
         "content": {"dir": "content"},
         "feeds": [f if isinstance(f, dict) else {"url": f} for f in feeds],
-        "database": {"url": "sqlite:///data/test.db"},
+        "database": {"url": database_url},
         "fetch": fetch,
     }
     return config_mod.parse(data, tmp_path / "config.toml")

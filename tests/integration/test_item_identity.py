@@ -61,10 +61,10 @@ def shown(config: object, now: datetime) -> Counter[str]:
 
 
 def test_id_less_items_stay_one_entry_as_the_feed_changes_around_them(
-    httpserver: HTTPServer, tmp_path: Path
+    httpserver: HTTPServer, tmp_path: Path, database_url: str
 ) -> None:
     feed = ChangingFeed(httpserver)
-    config = make_config(tmp_path, [feed.url])
+    config = make_config(tmp_path, [feed.url], database_url=database_url)
     ep1 = item("Episode", "https://cdn.plain.example/ep1.mp3")
     ep2 = item("Episode", "https://cdn.plain.example/ep2.mp3")
     versions = [
@@ -96,10 +96,10 @@ def v1_guid(title: str, published: datetime, text: str) -> str:
 
 
 def test_rows_stored_by_the_old_derivation_are_taken_over_not_shown_twice(
-    httpserver: HTTPServer, tmp_path: Path
+    httpserver: HTTPServer, tmp_path: Path, database_url: str
 ) -> None:
     feed = ChangingFeed(httpserver)
-    config = make_config(tmp_path, [feed.url])
+    config = make_config(tmp_path, [feed.url], database_url=database_url)
     feed.body = channel([item("A"), item("B"), item("C")])
     ingest(config, NOW, all_feeds=True)
     # Turn the store into what version 1 left: each item under its old guid,
