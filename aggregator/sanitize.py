@@ -25,7 +25,7 @@ import nh3
 from lxml import etree
 from lxml import html as lxml_html
 
-from aggregator.texmath import MATHML_ATTRS, MATHML_TAGS, reduce_rendered_math
+from aggregator.mathml import MATHML_ATTRS, MATHML_TAGS, reduce_rendered_math
 
 #: characters XML 1.0 cannot carry: C0 controls but tab, LF and CR, lone
 #: surrogates (a str can hold one; UTF-8 cannot), U+FFFE, U+FFFF. Our feeds

@@ -255,8 +255,10 @@ FOUNDATION = frozenset(
         f"{P}.text",
         # untrusted HTML made safe and XML-clean in bounded time (pure; text re-exports it)
         f"{P}.sanitize",
-        # TeX math in Markdown -> MathML, the MathML allowlist (pure; text uses it)
+        # TeX math in Markdown -> MathML (pure; text uses it)
         f"{P}.texmath",
+        # MathML from feeds: the allowlist, KaTeX/MathJax reduced (pure; sanitize uses it)
+        f"{P}.mathml",
         # formulas in excerpts -> MathML (pages) or PNG images (email) (pure)
         f"{P}.mathspans",
         f"{P}.urls",
