@@ -242,6 +242,7 @@ def follow_feed(
     """Follow a feed (written into config.toml); given a web page with `check`,
     the feed it links. The feed is fetched at the next ingest, re-enabled if
     it had been disabled."""
+    feedlist.ensure_editable(config.path)
     url = feedlist.relative_to_config(config, url)
     page = None
     if check and url.startswith(("http://", "https://")):

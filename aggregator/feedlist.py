@@ -139,6 +139,14 @@ def _write_checked(path: Path, text: str) -> None:
         raise _cannot_write(path, e.strerror or str(e)) from None
 
 
+def ensure_editable(path: Path) -> None:
+    """ConfigError (what to do instead) when the feed list in `path` cannot be
+    edited: checked first, so `feeds add` refuses before it fetches anything."""
+    why = _unwritable(path.resolve())
+    if why:
+        raise _cannot_write(path, why)
+
+
 def _unwritable(path: Path) -> str | None:
     """Why `path` cannot be replaced by an edited copy, or None.
 

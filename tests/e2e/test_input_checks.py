@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from pytest_httpserver import HTTPServer
 
 from aggregator.cli import cli
 
@@ -221,3 +222,16 @@ def test_feeds_add_through_a_symlinked_config_keeps_the_link_and_its_mode(exampl
     assert example.is_symlink()
     assert 'url = "https://example.org/feed.xml"' in kept.read_text(encoding="utf-8")
     assert kept.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_read_only_config_refuses_feeds_add_before_fetching_anything(
+    example: Path, httpserver: HTTPServer
+) -> None:
+    httpserver.expect_request("/blog/").respond_with_data("<html></html>", content_type="text/html")
+    before = example.read_bytes()
+    example.chmod(0o444)
+    result = run(example, "feeds", "add", httpserver.url_for("/blog/"))
+    assert result.exit_code == 1, result.output
+    assert "cannot change the feed list: the file is read-only." in result.output
+    assert httpserver.log == []  # refused before discovery fetched the page
+    untouched(example, before)
