@@ -4,6 +4,7 @@ encoding), addresses that can receive mail. Each error names the file and the ke
 from __future__ import annotations
 
 import codecs
+import re
 from zoneinfo import ZoneInfoNotFoundError
 
 from email_validator import EmailNotValidError, validate_email
@@ -69,6 +70,32 @@ def check(config: Config) -> None:
         if feed.url in seen:
             raise ConfigError(f"{path}: feed {feed.url} is listed twice in [[feeds]]")
         seen.add(feed.url)
+    _check_shown_text(config)
+
+
+#: characters no page, feed or email can carry (controls; lone surrogates from a
+#: TOML escape): a name holding one would make every entry it labels unwritable
+_UNSHOWABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def _check_shown_text(config: Config) -> None:
+    """Names and words from config.toml that readers see hold no control character."""
+    site, content = config.site, config.content
+    shown = [
+        ("site.title", site.title), ("site.subtitle", site.subtitle),
+        ("site.author", site.author), ("content.name", content.name),
+    ]  # fmt: skip
+    for i, feed in enumerate(config.feeds):
+        shown.append((f"feeds[{i}].name", feed.name))
+        shown += [(f"feeds[{i}].tags", tag) for tag in feed.tags]
+    for i, sub in enumerate(config.subscribers):
+        shown.append((f"subscribers[{i}].name", sub.name))
+    for key, value in shown:
+        if _UNSHOWABLE.search(value):
+            raise ConfigError(
+                f"{config.path}: '{key}' holds a control character: {value!r}"
+                " (readers would see it in pages, feeds and the email; remove it)"
+            )
 
 
 def _check_fetch(config: Config) -> None:

@@ -58,6 +58,15 @@ def test_empty_file_gives_defaults(tmp_path: Path) -> None:
             "'email.smtp_host' is empty, but [[subscribers]] lists 1 address",
         ),
         ('[email]\nsmtp_host = "smtp.example.org "\n', "'email.smtp_host' contains a space"),
+        (
+            '[[feeds]]\nurl = "https://a.example/feed"\nname = "Bad\\u0001Name"\n',
+            "'feeds[0].name' holds a control character",
+        ),
+        ('[site]\ntitle = "T\\u009b"\n', "'site.title' holds a control character"),
+        (
+            '[[feeds]]\nurl = "https://a.example/feed"\ntags = ["ok", "x\\u0007"]\n',
+            "'feeds[0].tags' holds a control character",
+        ),
     ],
 )
 def test_config_errors_name_the_key(tmp_path: Path, text: str, message: str) -> None:
