@@ -25,6 +25,7 @@ from aggregator.render.atom import render_feed, render_tag_feeds
 from aggregator.render.entries import Rendered, merge
 from aggregator.render.jsonfeed import render_json_feed
 from aggregator.render.pages import render_pages
+from aggregator.render.posts import render_posts
 from aggregator.render.rss import render_rss
 from aggregator.sources import content
 from aggregator.store import Store
@@ -43,7 +44,7 @@ def render_site(config: Config, store: Store, now: datetime) -> Rendered:
     history = feed_history(store.entry_slots(), shown, also_in, digest, config.output.archive_size)
     tags = tags_of(shown)
     tag_pages = [(t, paginate(t.entries, also_in, digest)) for t in tags]
-    return _merge_rendered(
+    others = _merge_rendered(
         render_feed(history, site, feeds),
         render_rss(history.current, site, feeds),
         render_json_feed(history.current, site),
@@ -52,6 +53,21 @@ def render_site(config: Config, store: Store, now: datetime) -> Rendered:
         ),
         render_pages(pages, site, tag_pages, digest.lead_count),
     )
+    return _merge_rendered(others, _without_clashes(render_posts(pages, site), others))
+
+
+def _without_clashes(posts: Rendered, others: Rendered) -> Rendered:
+    """Post pages whose permalink names a file another output is written to
+    (a slug "tags" under permalink "/{slug}/") are left out and reported."""
+    clashes = sorted(set(posts.files) & set(others.files))
+    if not clashes:
+        return posts
+    kept = {k: v for k, v in posts.files.items() if k not in others.files}
+    failures = tuple(
+        Failure(rel, "no post page: another output of the site is written to that path")
+        for rel in clashes
+    )
+    return Rendered(kept, posts.failures + failures)
 
 
 def build(

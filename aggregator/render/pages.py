@@ -151,6 +151,8 @@ class _Renderer:
             "tags_href": relative(path, TAGS_INDEX),
             "tag_href": self._tag_href(path),
             "lead_count": self.lead_count,
+            # the language of the page's main text (a post's may differ from the site's)
+            "page_lang": self.site.language,
             **kw,
         }
 

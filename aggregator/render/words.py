@@ -23,6 +23,8 @@ WORDS: dict[str, dict[str, str]] = {
         "previous": "Previous", "next": "Next", "page": "page", "also_in": "Also in: ",
         "empty": "Nothing here yet.", "all_tags": "All tags", "tagged": "Tagged “{tag}”",
         "tag_feed": "Subscribe to this tag", "tag_description": "Entries tagged “{tag}”",
+        "post_nav": "More posts", "newer_post": "Newer post", "older_post": "Older post",
+        "back_to_digest": "Back to the digest",
         # the email and the issue archive page
         "new_posts.one": "{n} new post", "new_posts.other": "{n} new posts",
         "preheader": "{count}: {titles}", "nothing_new": "Nothing new this time.",
@@ -39,6 +41,8 @@ WORDS: dict[str, dict[str, str]] = {
         "previous": "上一页", "next": "下一页", "page": "第 {n} 页", "also_in": "亦见于：",
         "empty": "这里还没有内容。", "all_tags": "全部标签", "tagged": "标签：{tag}",
         "tag_feed": "订阅此标签", "tag_description": "标签为“{tag}”的文章",
+        "post_nav": "更多文章", "newer_post": "较新的文章", "older_post": "较早的文章",
+        "back_to_digest": "返回最新文章",
         "new_posts.other": "{n} 篇新文章",
         "preheader": "{count}：{titles}", "nothing_new": "这次没有新文章。",
         "more_in_archive.other": "网页存档里还有 {n} 篇",
