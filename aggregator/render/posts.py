@@ -26,6 +26,7 @@ from markupsafe import Markup
 from aggregator.config import SiteConfig
 from aggregator.model import DigestEntry, Failure, Page, SourceKind
 from aggregator.render import environment
+from aggregator.render.code import code_css, highlight_code
 from aggregator.render.entries import Rendered, entry_location, for_readers
 from aggregator.render.pages import _Renderer, relative
 
@@ -140,6 +141,7 @@ def _post(
         return None if n is None else Neighbour(n[0].stored.entry.title, relative(path, n[1]))
 
     description = e.summary or d.excerpt
+    content, has_code = highlight_code(lazy_images(e.content_html))
     html = (
         environment()
         .get_template("post.html")
@@ -157,7 +159,8 @@ def _post(
                 og_image=first_image(e.content_html),
                 page_lang=post_language(e.title + " " + e.text, site.language),
                 post=d,
-                content=Markup(lazy_images(e.content_html)),
+                content=Markup(content),
+                code_css=Markup(code_css()) if has_code else "",
                 newer=neighbour(newer),
                 older=neighbour(older),
             )

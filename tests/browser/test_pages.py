@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 from click.testing import CliRunner
-from playwright.sync_api import Page
+from playwright.sync_api import Page, Route
 
 from aggregator.cli import cli
 from tests.browser.conftest import no_horizontal_scroll
@@ -92,3 +93,49 @@ def test_the_tag_page_is_reached_by_clicking_a_tag(
     page.locator("main ul.tags a", has_text="机器学习").first.click()
     page.wait_for_load_state()
     assert page.locator("main h1").inner_text() == "标签：机器学习"
+
+
+POST = "posts/vq-vae-notes/index.html"  # Chinese text, math, code and an image
+
+
+def open_post(public: Path, page_at: Callable[..., Page], width: int, scheme: str) -> Page:
+    """The post page, its images (absolute URLs under base_url) served from the build."""
+    page = page_at((public / POST).as_uri(), width, color_scheme=scheme)
+
+    def from_build(route: Route) -> None:
+        path = public / unquote(route.request.url.removeprefix("https://blog.example.org/"))
+        if path.is_file():
+            route.fulfill(path=str(path))
+        else:
+            route.fulfill(status=404)
+
+    page.route("https://blog.example.org/**", from_build)
+    page.reload(wait_until="load")
+    return page
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+@pytest.mark.parametrize("width", [375, 1280])
+def test_a_post_page_fits_shows_its_image_and_highlights_its_code(
+    public: Path, page_at: Callable[..., Page], artifacts: Path, width: int, scheme: str
+) -> None:
+    page = open_post(public, page_at, width, scheme)
+    page.screenshot(path=str(artifacts / f"post-{width}-{scheme}.png"), full_page=True)
+    assert no_horizontal_scroll(page)
+    assert page.locator("main h1").inner_text().startswith("VQ-VAE 笔记")
+    image = page.locator(".e-content img").first
+    image.scroll_into_view_if_needed()
+    page.wait_for_function("document.querySelector('.e-content img').complete")
+    assert image.evaluate("i => i.naturalWidth") > 0 and image.is_visible()
+    box = image.bounding_box()
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width
+    # math typeset by the browser: the formula has a size
+    math = page.locator(".e-content math").first
+    assert (math.bounding_box() or {"width": 0})["width"] > 0
+    # the keyword has a colour of its own, in either scheme, and differs from the text
+    colour = "e => getComputedStyle(e).color"
+    keyword = page.locator("pre.highlight span.kn").first.evaluate(colour)
+    text = page.locator(".e-content p").first.evaluate(colour)
+    assert keyword != text
+    expected = {"light": "rgb(0, 128, 0)", "dark": "rgb(255, 123, 114)"}[scheme]
+    assert keyword == expected

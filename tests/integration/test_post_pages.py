@@ -90,7 +90,12 @@ def test_a_post_page_shows_the_whole_post_with_its_date_tags_and_image(public: P
     # the whole content: every section, the code, the math as MathML
     content = doc.cssselect(".e-content")[0]
     assert [h.text_content() for h in content.cssselect("h2")][-1] == "小结"
-    assert "straight-through" in content.cssselect("pre code")[0].text_content()
+    code = content.cssselect("pre code")[0]
+    assert "straight-through" in code.text_content()
+    # highlighted on the server: keywords are marked, no script on the page
+    assert code.getparent().get("class") == "highlight"
+    assert [k.text for k in code.cssselect("span.kn")][:1] == ["import"]
+    assert not doc.xpath("//script")
     assert content.xpath(".//*[local-name()='math']")
     # the image, lazy, with its alt text, and as the card's image
     img = content.cssselect("img")[0]
@@ -107,6 +112,15 @@ def test_a_post_page_shows_the_whole_post_with_its_date_tags_and_image(public: P
         tag_page = resolve(path, a.get("href"))
         assert tag_page.is_file(), a.get("href")
     assert "posts/vq-vae-notes/" in resolve(path, tags[1].get("href")).read_text("utf-8")
+
+
+def test_code_colours_come_with_the_page_only_where_there_is_code(public: Path) -> None:
+    with_code = (public / "posts/vq-vae-notes/index.html").read_text("utf-8")
+    assert ".highlight .kn {" in with_code
+    dark = with_code.split("@media (prefers-color-scheme: dark)")
+    assert any(".highlight .kn {" in part for part in dark[2:]), "a dark style for the code"
+    without = (public / "posts/随笔-冬天/index.html").read_text("utf-8")
+    assert "<pre" not in without and ".highlight" not in without
 
 
 def test_a_post_page_is_an_h_entry_and_digest_pages_are_an_h_feed(public: Path) -> None:

@@ -168,6 +168,8 @@ OWNED: dict[str, frozenset[str]] = {
     "jinja2": frozenset({f"{P}.render"}),
     "feedgen": frozenset({f"{P}.render"}),
     "premailer": frozenset({f"{P}.render"}),
+    # code blocks highlighted on the server, on post pages
+    "pygments": frozenset({f"{P}.render.code"}),
     "httpx": frozenset({f"{P}.sources.fetch"}),
     "feedparser": frozenset({f"{P}.sources.parse"}),
     # the HTTP shell: the Starlette app and its server
