@@ -24,7 +24,7 @@ from aggregator.pipeline.paging import visible
 from aggregator.render.atom import render_feed, render_tag_feeds
 from aggregator.render.entries import Rendered, merge
 from aggregator.render.jsonfeed import render_json_feed
-from aggregator.render.pages import render_pages
+from aggregator.render.pages import render_not_found, render_pages
 from aggregator.render.posts import render_posts
 from aggregator.render.rss import render_rss
 from aggregator.sources import content
@@ -52,6 +52,7 @@ def render_site(config: Config, store: Store, now: datetime) -> Rendered:
             [(t, feed_entries(t.entries, also_in, digest)) for t in tags], site, feeds
         ),
         render_pages(pages, site, tag_pages, digest.lead_count),
+        render_not_found(site),
     )
     return _merge_rendered(others, _without_clashes(render_posts(pages, site), others))
 

@@ -3,7 +3,8 @@
 - index.html, page/N/index.html: the digest, newest first, paginated;
 - tags/index.html: every tag; tags/<slug>/index.html (and page/N/): a tag's entries.
 
-Links between pages are relative and name index.html explicitly, so the
+Links between pages are relative and name index.html explicitly (404.html,
+shown at any depth, links from the site root instead), so the
 pages work from a web server and straight from the disk (file://) alike;
 canonical and Open Graph URLs are the clean absolute ones under base_url.
 Every page declares the Atom, RSS and JSON feeds for autodiscovery.
@@ -18,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from aggregator.config import SiteConfig
 from aggregator.digest import Tag
@@ -32,6 +33,7 @@ from aggregator.render.words import locale, words
 from aggregator.slugs import tag_slug
 
 TAGS_INDEX = "tags/index.html"
+NOT_FOUND = "404.html"
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,37 @@ def relative(from_path: str, to_path: str) -> str:
 def clean_url(site: SiteConfig, path: str) -> str:
     """The absolute URL of a page: its directory, without index.html."""
     return public_url(site, path.removesuffix("index.html"))
+
+
+def site_root_href(site: SiteConfig, path: str) -> str:
+    """A link to the output `path` from the site's root (/blog/tags/index.html), for
+    a page served at any depth (the 404 page)."""
+    root = urlsplit(site.base_url).path.rstrip("/") + "/"
+    return quote(root + path, safe="/")
+
+
+def render_not_found(site: SiteConfig) -> Rendered:
+    """404.html: the page a server shows for an address the site does not have.
+
+    Its links start at the site's root (the server shows it at whatever depth
+    the reader asked for), so relative links would lead nowhere.
+    """
+    r = _Renderer(site, 0)
+    heading = r.words["not_found"]
+    context = r._context(
+        NOT_FOUND,
+        doc_title=f"{heading} · {site.title}",
+        description=heading,
+        heading=heading,
+        section="none",
+        canonical="",
+        home_href=site_root_href(site, "index.html"),
+        tags_href=site_root_href(site, TAGS_INDEX),
+        feeds=[replace(f, href=site_root_href(site, p)) for f, p in
+               zip(r._feeds(NOT_FOUND, None), (FEED_PATH, RSS_PATH, JSON_PATH), strict=True)],
+    )  # fmt: skip
+    html = environment().get_template("404.html").render(context)
+    return Rendered({NOT_FOUND: html.encode("utf-8")})
 
 
 def page_numbers(current: int, total: int, around: int = 2) -> list[int | None]:

@@ -25,6 +25,10 @@ WORDS: dict[str, dict[str, str]] = {
         "tag_feed": "Subscribe to this tag", "tag_description": "Entries tagged “{tag}”",
         "post_nav": "More posts", "newer_post": "Newer post", "older_post": "Older post",
         "back_to_digest": "Back to the digest",
+        "not_found": "Page not found",
+        "not_found_text": "There is nothing at this address. It may have moved, or the link "
+                          "may be mistyped. The latest entries are on the front page.",
+        "to_front_page": "Go to the front page", "all_tags_link": "Browse every tag",
         # the email and the issue archive page
         "new_posts.one": "{n} new post", "new_posts.other": "{n} new posts",
         "preheader": "{count}: {titles}", "nothing_new": "Nothing new this time.",
@@ -43,6 +47,9 @@ WORDS: dict[str, dict[str, str]] = {
         "tag_feed": "订阅此标签", "tag_description": "标签为“{tag}”的文章",
         "post_nav": "更多文章", "newer_post": "较新的文章", "older_post": "较早的文章",
         "back_to_digest": "返回最新文章",
+        "not_found": "找不到这个页面",
+        "not_found_text": "这个地址上没有内容，可能已经移走，或者链接有误。最新的文章在首页。",
+        "to_front_page": "回到首页", "all_tags_link": "浏览全部标签",
         "new_posts.other": "{n} 篇新文章",
         "preheader": "{count}：{titles}", "nothing_new": "这次没有新文章。",
         "more_in_archive.other": "网页存档里还有 {n} 篇",

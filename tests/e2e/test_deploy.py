@@ -85,6 +85,8 @@ def test_nginx_serves_feed_types_hides_temp_files_and_proxies_the_daemon() -> No
     assert re.search(r"\\\.atom\$ \{\s*types \{ \} default_type application/atom\+xml;", conf)
     assert "location = /feed.json {\n        types { } default_type application/feed+json;" in conf
     assert "location ~ /\\. {\n        deny all;" in conf
+    # unknown addresses get the built 404 page (in the site's language), with status 404
+    assert "\n    error_page 404 /404.html;\n" in conf
     port = dockerfile_instruction("CMD")[-1]
     assert f"proxy_pass http://aggregator:{port};" in conf
     assert f"location = {HEALTH_PATH}" in conf

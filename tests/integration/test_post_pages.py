@@ -9,7 +9,9 @@ from urllib.parse import unquote, urljoin
 
 import pytest
 from lxml import html as lxml_html
+from starlette.testclient import TestClient
 
+from aggregator.web import create_app
 from tests.integration.test_site_outputs import BASE, copy_example, local, run
 from tests.integration.test_stale_outputs import build, edit
 
@@ -193,3 +195,21 @@ def test_a_post_whose_page_would_overwrite_another_output_is_refused_by_name(
     # the tag index is still the tag index; the other posts got their pages
     assert "A post called tags" not in (public / "tags/index.html").read_text("utf-8")
     assert (public / "kv-cache-estimation/index.html").is_file()
+
+
+def test_an_unknown_address_gets_the_404_page_in_the_sites_language(public: Path) -> None:
+    client = TestClient(create_app(public))
+    for address in ("/posts/no-such-post/", "/nope.html", "/tags/nope/page/9/"):
+        r = client.get(address)
+        assert r.status_code == 404, address
+        doc: lxml_html.HtmlElement = lxml_html.fromstring(r.content)
+        assert doc.get("lang") == "zh-CN"
+        assert doc.cssselect("main h1")[0].text_content() == "找不到这个页面"
+        assert meta(doc, "robots") == "noindex" and not doc.xpath("//link[@rel='canonical']")
+        # its links work from wherever it is shown: the front page, the tags, the feeds
+        hrefs = [a.get("href") for a in doc.cssselect("a[href]") if a.get("href") != "#main"]
+        assert "/index.html" in hrefs and "/tags/index.html" in hrefs
+        for href in hrefs:
+            assert client.get(href).status_code == 200, href
+    # a post page itself is found, its Chinese slug percent-encoded as the digest links it
+    assert client.get("/posts/%E9%9A%8F%E7%AC%94-%E5%86%AC%E5%A4%A9/").status_code == 200
