@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import parseaddr
@@ -14,6 +15,7 @@ from lxml import html as lxml_html
 
 from aggregator import newsletter, pipeline, settings
 from aggregator.config import Config
+from aggregator.errors import ConfigError
 from aggregator.model import DeliveryStatus, SubscriberStatus
 from aggregator.store import Store
 from tests.conftest import NOW
@@ -184,8 +186,18 @@ def test_empty_issue_is_sent_only_when_configured(example: Path, smtp_server: Sm
 def test_control_characters_never_make_a_header(example: Path, smtp_server: SmtpServer) -> None:
     config, store = ingested(example, smtp_server)
     evil = "Evil\r\nBcc: victim@example.com\nX-Injected: yes\x00\x85\u2028"
-    configure(example, smtp_server.port, [("ada@example.com", evil)])
-    config = set_site_title(example, evil)
+    # config.toml refuses such a title or name at load...
+    kept = example.read_bytes()
+    with pytest.raises(ConfigError, match=r"'site\.title' holds a control character"):
+        set_site_title(example, evil)
+    example.write_bytes(kept)
+    # ...and a header is safe even when one arrives some other way
+    config = configure(example, smtp_server.port, [("ada@example.com", "Ada")])
+    config = replace(
+        config,
+        site=replace(config.site, title=evil),
+        subscribers=(replace(config.subscribers[0], name=evil),),
+    )
     assert "\n" in config.site.title
     report = newsletter.send(config, store, NOW)
     assert report.sent == 1
