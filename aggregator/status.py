@@ -53,8 +53,6 @@ class IssueLine:
     #: the latest issue's deliveries by status ("sent": 12, ...)
     deliveries: dict[str, int]
     next: datetime | None
-    #: why the next send cannot be computed (an invalid [email] schedule)
-    next_error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -96,7 +94,7 @@ class Status:
                 "last": _iso(i.last_created, tz),
                 "last_key": i.last_key,
                 "deliveries": i.deliveries,
-                "next": f"invalid schedule: {i.next_error}" if i.next_error else _iso(i.next, tz),
+                "next": _iso(i.next, tz),
             },
             "subscribers": {"configured": self.subscribers_configured, **self.subscribers},
             "schedule": [{"job": j.id, "next_run": _iso(j.next_run, tz)} for j in self.schedule],
@@ -114,14 +112,10 @@ def status(config: Config, store: Store, now: datetime) -> Status:
     total, new = store.entry_stats(now - timedelta(days=7))
     scheduled = tuple(store.scheduled_jobs())
     next_send: datetime | None = None
-    next_error = None
     if config.daemon.send_interval > 0:
         next_send = next((j.next_run for j in scheduled if j.id == SEND), None)
-    else:
-        try:
-            next_send = next_fire(config.email.schedule, config.site.tz, now)
-        except AggregatorError as e:
-            next_error = str(e)
+    else:  # the schedule was checked when config.toml was loaded
+        next_send = next_fire(config.email.schedule, config.site.tz, now)
     latest = store.latest_issue()
     deliveries = (
         dict(Counter(str(d.status) for d in store.deliveries(latest.key).values()))
@@ -139,7 +133,6 @@ def status(config: Config, store: Store, now: datetime) -> Status:
             last_created=latest.created if latest else None,
             deliveries=deliveries,
             next=next_send,
-            next_error=next_error,
         ),
         subscribers_configured=len(config.subscribers),
         subscribers=dict(Counter(str(s.status) for s in store.subscribers())),

@@ -222,7 +222,7 @@ def _print_status(r: Status) -> None:
         others = [f"{n} {k}" for k, n in counts.items() if k != "sent"]
         sent = ", ".join([f"{counts.get('sent', 0)} sent", *others])
         latest = f"{i.last_key} (composed {when(i.last_created)}; {sent})"
-    upcoming = f"invalid schedule: {i.next_error}" if i.next_error else when(i.next)
+    upcoming = when(i.next)
     click.echo(f"Last issue: {latest}; next: {upcoming}")
     subs = ", ".join(
         f"{n} {k}" for k, n in {"configured": r.subscribers_configured, **r.subscribers}.items()

@@ -7,9 +7,6 @@ from datetime import datetime
 from aggregator import dedupe, fingerprint, settings
 from aggregator.config import Config
 from aggregator.errors import AggregatorError
-from aggregator.model import (
-    DedupeCandidate,
-)
 from aggregator.store import Store
 
 
@@ -107,7 +104,7 @@ def dedupe_full(store: Store, settings: dedupe.DedupeSettings) -> int:
 def _dedupe_whole_store(store: Store, settings: dedupe.DedupeSettings, dirty: list[int]) -> int:
     candidates = store.dedupe_candidates()
     if dirty:
-        _index_all(store, dirty, candidates, settings)
+        _index_all(store, dirty, settings)
     buckets = store.lsh_buckets(None, settings.max_group)
     pairs = dedupe.propose(candidates, buckets, settings)
     texts = store.entry_texts(dedupe.texts_needed(pairs))
@@ -119,21 +116,12 @@ def _dedupe_whole_store(store: Store, settings: dedupe.DedupeSettings, dirty: li
     return linked
 
 
-def _index_all(
-    store: Store,
-    dirty: list[int],
-    candidates: list[DedupeCandidate],
-    settings: dedupe.DedupeSettings,
-) -> None:
-    """Index the LSH keys of `dirty` (visible ones: `candidates`) for a
-    whole-store pass: the database copies the keys normalize stored with
-    each entry (none read out), the rest are computed from their text."""
+def _index_all(store: Store, dirty: list[int], settings: dedupe.DedupeSettings) -> None:
+    """Index the LSH keys of `dirty` for a whole-store pass: the database
+    copies the keys normalize stored with each entry (none read out), the rest
+    are computed from their text."""
     stale = store.index_stored_lsh(dirty, fingerprint.SIGNATURE_VERSION, settings.near_min_words)
-    if stale is None:  # a database that cannot: every index read out
-        wanted = set(dirty)
-        live = [c.id for c in candidates if c.id in wanted]
-        store.replace_lsh_keys(dirty, _index_keys(store, live, settings)[0])
-    elif stale:
+    if stale:
         texts = store.entry_texts(stale)
         keys = {i: fingerprint.lsh_keys(t, settings.near_min_words) for i, t in texts.items()}
         store.replace_lsh_keys(stale, keys)
